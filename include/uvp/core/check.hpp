@@ -84,4 +84,14 @@ void check_binary_labels(const char* where, const char* what, const T* y, index 
                               " is not a binary label (expected 0 or 1)");
 }
 
+/// Optional per-sample weights: empty, or n finite non-negative values.
+template <class T>
+void check_sample_weight(const char* where, const T* w, index size, index n) {
+  if (size == 0) return;
+  check_size(where, "sample_weight", size, n);
+  for (index i = 0; i < n; ++i)
+    if (!(w[i] >= T(0)) || !std::isfinite(w[i]))
+      raise<invalid_argument>(where, ": sample_weight[", i, "] = ", w[i], " must be finite and >= 0");
+}
+
 }  // namespace uvp::detail

@@ -2,7 +2,9 @@
 // uvp's exception types: one catchable base (uvp::error) and standard-derived subtypes.
 #pragma once
 
+#include <charconv>
 #include <sstream>
+#include <type_traits>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -106,12 +108,24 @@ class backend_error : public runtime_error {
 
 namespace detail {
 
+/// Writes one message part; floating-point values in their shortest round-trip form (0.05, not
+/// 0.050000000000000003), so messages show exactly the value the caller passed.
+template <class A>
+void append_part(std::ostringstream& os, const A& a) {
+  if constexpr (std::is_floating_point_v<A>) {
+    char buf[64];
+    const auto r = std::to_chars(buf, buf + sizeof buf, a);
+    os.write(buf, r.ptr - buf);
+  } else {
+    os << a;
+  }
+}
+
 /// Concatenates its arguments with operator<< (used to build error messages).
 template <class... Args>
 std::string str(const Args&... args) {
   std::ostringstream os;
-  os.precision(17);
-  (os << ... << args);
+  (append_part(os, args), ...);
   return os.str();
 }
 
