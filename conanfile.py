@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: Apache-2.0
+# Conan 2 recipe for uvp, a header-only library, in the style of conan-center-index.
+# Test it with `conan create . --build=missing` (test_package/ is run against the new package).
+import os
+import re
+import textwrap
+
+from conan import ConanFile
+from conan.tools.build import check_min_cppstd
+from conan.tools.files import copy, load, save
+from conan.tools.layout import basic_layout
+
+required_conan_version = ">=2.1"
+
+
+class UvpConan(ConanFile):
+    name = "uvp"
+    description = "Header-only C++ building blocks for predicting the value of e-commerce users"
+    license = "Apache-2.0"
+    url = "https://github.com/uvp-dev/uvp"
+    homepage = "https://github.com/uvp-dev/uvp"
+    topics = ("machine-learning", "customer-lifetime-value", "eigen", "simd", "header-only")
+    package_type = "header-library"
+    settings = "os", "arch", "compiler", "build_type"
+    options = {
+        # OpenMP threads: a usage requirement of uvp::uvp (CMake option UVP_WITH_OPENMP).
+        "openmp": [True, False],
+        # CUDA backend: the .cuh headers ship always; this adds the target uvp::cuda
+        # (uvp::uvp + CUDA::cublas from the system CUDA toolkit) for .cu consumers.
+        "cuda": [True, False],
+    }
+    default_options = {
+        "openmp": True,
+        "cuda": False,
+    }
+    exports_sources = "include/*", "LICENSE"
+    no_copy_source = True
+
+    @property
+    def _min_cppstd(self):
+        return 17
+
+    def set_version(self):
+        # The one source of the version, as for CMake's project(VERSION).
+        if self.version:
+            return
+        text = load(self, os.path.join(self.recipe_folder, "include", "uvp", "version.hpp"))
+        parts = [re.search(rf"#define UVP_VERSION_{p} (\d+)", text).group(1)
+                 for p in ("MAJOR", "MINOR", "PATCH")]
+        self.version = ".".join(parts)
+
+    def layout(self):
+        basic_layout(self)
+
+    def requirements(self):
+        # uvp's public headers include Eigen's and xsimd's, so both are transitive.
+        # Eigen 3.4 to 5.x and xsimd 8.1 to 14 are what uvp's CMake config accepts too.
+        self.requires("eigen/[>=3.4.0 <6]", transitive_headers=True)
+        self.requires("xsimd/[>=8.1.0 <15]", transitive_headers=True)
+        if self.options.openmp:
+            self.requires("openmp/system", transitive_headers=True, transitive_libs=True)
+
+    def package_id(self):
+        # Header-only: one package for every configuration; the options act in package_info().
+        self.info.clear()
+
+    def validate(self):
+        if self.settings.get_safe("compiler.cppstd"):
+            check_min_cppstd(self, self._min_cppstd)
+
+    def build(self):
+        pass
+
+    def package(self):
+        copy(self, "LICENSE", self.source_folder, os.path.join(self.package_folder, "licenses"))
+        include = os.path.join(self.source_folder, "include")
+        for pattern in ("*.hpp", "*.cuh"):
+            copy(self, pattern, include, os.path.join(self.package_folder, "include"))
+        # Always packaged (package_id is cleared); used only when the cuda option is on.
+        save(self, os.path.join(self.package_folder, self._cuda_module), textwrap.dedent("""\
+            # uvp's cuda option: uvp::cuda = uvp::uvp + CUDA::cublas, as the `cuda` component
+            # of uvp's own CMake config. The CUDA runtime comes from the consumer's target.
+            if(NOT TARGET uvp::cuda)
+              find_package(CUDAToolkit REQUIRED)
+              add_library(uvp::cuda INTERFACE IMPORTED)
+              set_property(TARGET uvp::cuda PROPERTY INTERFACE_LINK_LIBRARIES uvp::uvp CUDA::cublas)
+            endif()
+        """))
+
+    @property
+    def _cuda_module(self):
+        return os.path.join("lib", "cmake", "uvp-cuda-target.cmake")
+
+    def package_info(self):
+        # The same names as uvp's CMake install: find_package(uvp), uvp::uvp, pkg-config uvp.
+        self.cpp_info.set_property("cmake_file_name", "uvp")
+        self.cpp_info.set_property("cmake_target_name", "uvp::uvp")
+        self.cpp_info.set_property("pkg_config_name", "uvp")
+        self.cpp_info.bindirs = []
+        self.cpp_info.libdirs = []
+        if self.options.cuda:
+            self.cpp_info.set_property("cmake_build_modules", [self._cuda_module])
