@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -42,6 +43,27 @@ inline std::vector<double> read_numbers(const std::string& path) {
     while (ls >> x) v.push_back(x);
   }
   return v;
+}
+
+/// Reads a fixture of named arrays: lines "name count" followed by a line of count numbers
+/// (the format of tests/fixtures/make_*_fixtures.py).
+inline std::map<std::string, std::vector<double>> read_arrays(const std::string& path) {
+  std::ifstream in(path);
+  REQUIRE_MESSAGE(in.good(), "cannot open fixture " << path);
+  std::map<std::string, std::vector<double>> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream hs(line);
+    std::string name;
+    std::size_t count = 0;
+    hs >> name >> count;
+    std::vector<double> v(count);
+    for (auto& x : v) in >> x;
+    std::getline(in, line);  // rest of the values line
+    out[name] = std::move(v);
+  }
+  return out;
 }
 
 /// Relative error ||a - b|| / max(||a + b||, tiny), as in the gradient checks.

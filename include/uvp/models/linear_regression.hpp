@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: Apache-2.0
+// Linear (and ridge) regression: exact least squares, or minibatch training with any optimizer.
+#pragma once
+
+#include <Eigen/Dense>
+#include <cmath>
+
+#include "uvp/losses/mse.hpp"
+#include "uvp/models/detail/linear_core.hpp"
+#include "uvp/optim/adam.hpp"
+
+namespace uvp {
+
+struct LinearRegressionOptions {
+  /// L2 penalty on the weights (not the bias): the objective is
+  ///   (1/N) sum_i s_i (x_i . w + b - y_i)^2 + (l2 / 2) |w|^2,
+  /// with s_i the sample weights (1 by default). With all s_i = 1 the exact solution equals
+  /// scikit-learn's Ridge(alpha = l2 N / 2); l2 = 0 is ordinary least squares (LinearRegression).
+  double l2 = 0.0;
+  bool fit_intercept = true;
+};
+
+/// y = x . w + b. X is (N, d), row-major, one sample per row.
+/// `fit_exact` solves the least-squares problem directly (a complete orthogonal decomposition,
+/// which also handles rank-deficient X with the minimum-norm solution, like numpy's lstsq);
+/// `fit` trains by minibatches with any optimizer, for data too large to factorise.
+template <class T, class Backend = cpu>
+class LinearRegression {
+  static_assert(is_scalar_v<T>, "uvp::LinearRegression<T>: T must be float or double");
+  static_assert(std::is_same_v<Backend, cpu>,
+                "uvp::LinearRegression: only the uvp::cpu backend is implemented so far");
+
+ public:
+  using Options = LinearRegressionOptions;
+
+  explicit LinearRegression(index n_features, Options options = {})
+      : core_("uvp::LinearRegression", n_features, options.fit_intercept), options_(options) {
+    detail::check_non_negative("uvp::LinearRegression", "options.l2", options.l2);
+  }
+
+  index n_features() const noexcept { return core_.n_features(); }
+  const Options& options() const noexcept { return options_; }
+  Parameters<T>& parameters() noexcept { return core_.parameters(); }
+  const Parameters<T>& parameters() const noexcept { return core_.parameters(); }
+  ConstVectorView<T> coef() const noexcept { return core_.weights(); }
+  VectorView<T> coef() noexcept { return core_.weights(); }
+  T intercept() const noexcept { return core_.bias(); }
+  void set_intercept(T b) noexcept { core_.set_bias(b); }
+
+  /// Predictions into caller memory (size N); no allocation.
+  void predict(ConstMatrixRef<T> X, VectorRef<T> out) const {
+    constexpr const char* where = "uvp::LinearRegression::predict";
+    core_.check_input(where, X);
+    detail::check_size(where, "out", out.size(), X.rows());
+    core_.forward(X, out);
+  }
+  Vector<T> predict(ConstMatrixRef<T> X) const {
+    Vector<T> out(X.rows());
+    predict(X, out);
+    return out;
+  }
+
+  /// Exact minimiser of the objective above (computed in double). sample_weight: empty or N
+  /// non-negative weights.
+  void fit_exact(ConstMatrixRef<T> X, ConstVectorRef<T> y, Span<const T> sample_weight = {}) {
+    constexpr const char* where = "uvp::LinearRegression::fit_exact";
+    check_xy(where, X, y, sample_weight);
+    const index n = X.rows(), d = X.cols();
+    Eigen::MatrixXd Xd = X.template cast<double>();
+    Eigen::VectorXd yd = y.template cast<double>();
+    Eigen::VectorXd s = Eigen::VectorXd::Ones(n);
+    if (!sample_weight.empty()) s = sample_weight.as_vector().template cast<double>();
+    const double S = s.sum();
+    if (!(S > 0)) detail::raise<invalid_argument>(where, ": sample_weight sums to ", S, ", must be > 0");
+
+    // Centre on the weighted means so the intercept drops out of the penalised problem.
+    Eigen::RowVectorXd x_mean = Eigen::RowVectorXd::Zero(d);
+    double y_mean = 0;
+    if (options_.fit_intercept) {
+      x_mean = (s.transpose() * Xd) / S;
+      y_mean = s.dot(yd) / S;
+      Xd.rowwise() -= x_mean;
+      yd.array() -= y_mean;
+    }
+    // min |sqrt(s) (X w - y)|^2 + (l2 S / 2) |w|^2, as an augmented least-squares problem.
+    const Eigen::VectorXd r = s.cwiseSqrt();
+    Eigen::MatrixXd A(n + (options_.l2 > 0 ? d : 0), d);
+    Eigen::VectorXd rhs = Eigen::VectorXd::Zero(A.rows());
+    A.topRows(n) = r.asDiagonal() * Xd;
+    rhs.head(n) = r.cwiseProduct(yd);
+    if (options_.l2 > 0) A.bottomRows(d) = std::sqrt(options_.l2 * S / 2.0) * Eigen::MatrixXd::Identity(d, d);
+    const Eigen::VectorXd w = A.completeOrthogonalDecomposition().solve(rhs);
+    if (!w.allFinite())
+      detail::raise<numeric_error>(where, ": the least-squares solution is not finite");
+    core_.weights() = w.cast<T>();
+    core_.set_bias(options_.fit_intercept ? T(y_mean - x_mean.dot(w)) : T(0));
+  }
+
+  /// Minibatch training of the same objective with the given optimizer; callbacks as in
+  /// LogisticRegression::fit.
+  template <class Optimizer, class... Callbacks, detail::enable_if_optimizer<Optimizer, T> = 0>
+  FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, Optimizer& optimizer,
+                const FitOptions& fit_options, Span<const T> sample_weight, Callbacks&&... callbacks) {
+    constexpr const char* where = "uvp::LinearRegression::fit";
+    check_xy(where, X, y, sample_weight);
+    auto step = [this](ConstMatrixRef<T> Xb, ConstVectorRef<T> yb, const T* wb, VectorRef<T> z,
+                       VectorRef<T> g) {
+      core_.forward(Xb, z);
+      const index m = z.size();
+      const double loss = mse_loss<T>(Span<const T>(z.data(), m), Span<const T>(yb.data(), m),
+                                      Span<T>(g.data(), m), wb ? Span<const T>(wb, m) : Span<const T>{});
+      core_.backward(Xb, g);
+      return loss;
+    };
+    return detail::run_minibatch_fit(where, core_, X, y, sample_weight.empty() ? nullptr : sample_weight.data(),
+                                     options_.l2, optimizer, fit_options, step, callbacks...);
+  }
+
+  template <class Optimizer, class... Callbacks, detail::enable_if_optimizer<Optimizer, T> = 0,
+            detail::enable_if_callbacks<Callbacks...> = 0>
+  FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, Optimizer& optimizer,
+                const FitOptions& fit_options = {}, Callbacks&&... callbacks) {
+    return fit(X, y, optimizer, fit_options, Span<const T>{}, callbacks...);
+  }
+
+  /// Trains with Adam at fit_options.lr.
+  FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, const FitOptions& fit_options = {}) {
+    AdamOptions ao;
+    ao.lr = fit_options.lr;
+    Adam<T> adam(ao);
+    return fit(X, y, adam, fit_options, Span<const T>{});
+  }
+
+ private:
+  void check_xy(const char* where, ConstMatrixRef<T> X, ConstVectorRef<T> y, Span<const T> sw) const {
+    core_.check_input(where, X);
+    detail::check_size(where, "y", y.size(), X.rows());
+    detail::check_finite(where, "y", y.data(), y.size());
+    detail::check_sample_weight(where, sw.data(), sw.size(), X.rows());
+  }
+
+  detail::AffineCore<T> core_;
+  Options options_;
+};
+
+}  // namespace uvp

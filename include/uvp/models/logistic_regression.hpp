@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: Apache-2.0
+// Binary logistic regression trained by minibatch gradient descent with any uvp optimizer.
+#pragma once
+
+#include <cmath>
+
+#include "uvp/backend/cpu/elementwise.hpp"
+#include "uvp/losses/bce_with_logits.hpp"
+#include "uvp/models/detail/linear_core.hpp"
+#include "uvp/optim/adam.hpp"
+
+namespace uvp {
+
+struct LogisticRegressionOptions {
+  /// L2 penalty on the weights (not the bias): the objective is
+  ///   (1/N) sum_i s_i * bce(z_i, y_i) + (l2 / 2) |w|^2,
+  /// so scikit-learn's LogisticRegression(C) on N rows corresponds to l2 = 1 / (C N).
+  double l2 = 0.0;
+  bool fit_intercept = true;
+  /// Per-class weights (negative, positive) multiplied into the sample weights, as scikit-learn's
+  /// class_weight; `balanced` sets them to N / (2 N_c) from the training labels.
+  double class_weight_negative = 1.0;
+  double class_weight_positive = 1.0;
+  bool balanced = false;
+};
+
+/// P(y = 1 | x) = sigmoid(x . w + b). X is (N, d), row-major, one sample per row; labels are 0/1.
+///
+/// State follows the layer contract (docs/concepts.md): the weights and bias live in one flat
+/// `Parameters` buffer; `decision_function`/`predict_proba` are const and allocate only their
+/// result (or nothing, with the overloads that write into caller memory), so one fitted model
+/// serves many threads at once.
+template <class T, class Backend = cpu>
+class LogisticRegression {
+  static_assert(is_scalar_v<T>, "uvp::LogisticRegression<T>: T must be float or double");
+  static_assert(std::is_same_v<Backend, cpu>,
+                "uvp::LogisticRegression: only the uvp::cpu backend is implemented so far");
+
+ public:
+  using Options = LogisticRegressionOptions;
+
+  explicit LogisticRegression(index n_features, Options options = {})
+      : core_("uvp::LogisticRegression", n_features, options.fit_intercept), options_(options) {
+    constexpr const char* where = "uvp::LogisticRegression";
+    detail::check_non_negative(where, "options.l2", options.l2);
+    detail::check_positive(where, "options.class_weight_negative", options.class_weight_negative);
+    detail::check_positive(where, "options.class_weight_positive", options.class_weight_positive);
+  }
+
+  index n_features() const noexcept { return core_.n_features(); }
+  const Options& options() const noexcept { return options_; }
+  Parameters<T>& parameters() noexcept { return core_.parameters(); }
+  const Parameters<T>& parameters() const noexcept { return core_.parameters(); }
+  /// Weights w (d) and bias b: views into the flat parameter buffer.
+  ConstVectorView<T> coef() const noexcept { return core_.weights(); }
+  VectorView<T> coef() noexcept { return core_.weights(); }
+  T intercept() const noexcept { return core_.bias(); }
+  void set_intercept(T b) noexcept { core_.set_bias(b); }
+
+  /// Logits z = X w + b into caller memory (size N); no allocation.
+  void decision_function(ConstMatrixRef<T> X, VectorRef<T> out) const {
+    constexpr const char* where = "uvp::LogisticRegression::decision_function";
+    core_.check_input(where, X);
+    detail::check_size(where, "out", out.size(), X.rows());
+    core_.forward(X, out);
+  }
+  Vector<T> decision_function(ConstMatrixRef<T> X) const {
+    Vector<T> z(X.rows());
+    decision_function(X, z);
+    return z;
+  }
+
+  /// P(y = 1 | x) per row, into caller memory (size N); no allocation.
+  void predict_proba(ConstMatrixRef<T> X, VectorRef<T> out) const {
+    decision_function(X, out);
+    kernels::sigmoid(out.data(), out.data(), out.size());
+  }
+  Vector<T> predict_proba(ConstMatrixRef<T> X) const {
+    Vector<T> p(X.rows());
+    predict_proba(X, p);
+    return p;
+  }
+
+  /// Labels 0/1: 1 where P(y = 1 | x) >= threshold.
+  Vector<T> predict(ConstMatrixRef<T> X, T threshold = T(0.5)) const {
+    Vector<T> p = predict_proba(X);
+    for (index i = 0; i < p.size(); ++i) p[i] = p[i] >= threshold ? T(1) : T(0);
+    return p;
+  }
+
+  /// Minibatch training with the given optimizer (any type with step(Span<T>, Span<const T>)).
+  /// y: N labels in {0, 1}; sample_weight: empty or N non-negative weights. Each callback is
+  /// called as cb(const EpochReport&) after every epoch and returns false to stop.
+  template <class Optimizer, class... Callbacks, detail::enable_if_optimizer<Optimizer, T> = 0>
+  FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, Optimizer& optimizer,
+                const FitOptions& fit_options, Span<const T> sample_weight, Callbacks&&... callbacks) {
+    constexpr const char* where = "uvp::LogisticRegression::fit";
+    core_.check_input(where, X);
+    detail::check_size(where, "y", y.size(), X.rows());
+    detail::check_binary_labels(where, "y", y.data(), y.size());
+    const Vector<T> weights = effective_weights(where, y, sample_weight);
+    const T* w = weights.size() ? weights.data() : nullptr;
+    auto step = [this](ConstMatrixRef<T> Xb, ConstVectorRef<T> yb, const T* wb, VectorRef<T> z,
+                       VectorRef<T> g) {
+      core_.forward(Xb, z);
+      const double loss = detail::bce_logits_batch(z.data(), yb.data(), wb, g.data(), z.size());
+      core_.backward(Xb, g);
+      return loss;
+    };
+    return detail::run_minibatch_fit(where, core_, X, y, w, options_.l2, optimizer, fit_options,
+                                     step, callbacks...);
+  }
+
+  template <class Optimizer, class... Callbacks, detail::enable_if_optimizer<Optimizer, T> = 0,
+            detail::enable_if_callbacks<Callbacks...> = 0>
+  FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, Optimizer& optimizer,
+                const FitOptions& fit_options = {}, Callbacks&&... callbacks) {
+    return fit(X, y, optimizer, fit_options, Span<const T>{}, callbacks...);
+  }
+
+  /// Trains with Adam at fit_options.lr.
+  FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, const FitOptions& fit_options = {}) {
+    AdamOptions ao;
+    ao.lr = fit_options.lr;
+    Adam<T> adam(ao);
+    return fit(X, y, adam, fit_options, Span<const T>{});
+  }
+
+ private:
+  // Sample weights times class weights; empty when every weight is 1.
+  Vector<T> effective_weights(const char* where, ConstVectorRef<T> y, Span<const T> sample_weight) const {
+    const index n = y.size();
+    detail::check_sample_weight(where, sample_weight.data(), sample_weight.size(), n);
+    double cw0 = options_.class_weight_negative, cw1 = options_.class_weight_positive;
+    if (options_.balanced) {
+      const double pos = double(y.sum());
+      if (pos == 0 || pos == double(n))
+        detail::raise<invalid_argument>(where, ": balanced class weights need both classes in y, got only ",
+                                        pos == 0 ? "0" : "1");
+      cw0 = double(n) / (2.0 * (double(n) - pos));
+      cw1 = double(n) / (2.0 * pos);
+    }
+    if (sample_weight.empty() && cw0 == 1.0 && cw1 == 1.0) return {};
+    Vector<T> w(n);
+    for (index i = 0; i < n; ++i)
+      w[i] = T((sample_weight.empty() ? 1.0 : double(sample_weight[i])) * (y[i] == T(1) ? cw1 : cw0));
+    return w;
+  }
+
+  detail::AffineCore<T> core_;
+  Options options_;
+};
+
+}  // namespace uvp
