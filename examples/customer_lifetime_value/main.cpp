@@ -244,7 +244,7 @@ int run(const Args& a) {
     csv += line;
   }
   const std::string csv_path = a.out + "/clv.csv", svg_path = a.out + "/holdout_purchases.svg";
-  uvp::detail::write_file_atomic(csv_path, csv, "customer_lifetime_value");
+  uvp::write_file_atomic(csv_path, csv, "customer_lifetime_value");
   uvp::SvgPlot plot("Holdout purchases by calibration frequency", "purchases in the calibration period (7 = 7+)",
                     "mean purchases in the holdout period");
   plot.add_line(bx, ba, "actual").add_line(bx, bp, "BG/NBD expected");

@@ -113,14 +113,14 @@ void write_outputs(const Args& args, const std::vector<uvp::index>& fit, const s
   pred.precision(9);
   for (std::size_t i = 0; i < test.size(); ++i)
     pred << test[i] << ',' << y_test[uvp::index(i)] << ',' << p_test[uvp::index(i)] << '\n';
-  uvp::detail::write_file_atomic(args.out + "/predictions.csv", pred.str());
+  uvp::write_file_atomic(args.out + "/predictions.csv", pred.str());
 
   std::ostringstream split;
   split << "row,set\n";
   for (auto r : fit) split << r << ",fit\n";
   for (auto r : val) split << r << ",validation\n";
   for (auto r : test) split << r << ",test\n";
-  uvp::detail::write_file_atomic(args.out + "/split.csv", split.str());
+  uvp::write_file_atomic(args.out + "/split.csv", split.str());
 
   std::ostringstream label;
   label.precision(4);

@@ -28,6 +28,7 @@
 #include "uvp/data/encoders.hpp"
 #include "uvp/data/scalers.hpp"
 #include "uvp/data/split.hpp"
+#include "uvp/io/file.hpp"
 #include "uvp/io/svg.hpp"
 #include "uvp/losses/bce_with_logits.hpp"
 #include "uvp/losses/cross_entropy.hpp"

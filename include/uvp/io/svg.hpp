@@ -13,32 +13,11 @@
 #include "uvp/core/check.hpp"
 #include "uvp/core/error.hpp"
 #include "uvp/core/tensor.hpp"
+#include "uvp/io/file.hpp"
 
 namespace uvp {
 
 namespace detail {
-
-/// Writes `content` to `path` atomically: into `path + ".tmp"` first, then renamed over `path`, so a
-/// reader never sees a half-written file. Throws uvp::io_error naming `where` and the path.
-inline void write_file_atomic(const std::string& path, const std::string& content,
-                              const char* where = "uvp::write_file_atomic") {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) raise<io_error>(where, ": cannot open '", tmp, "' for writing");
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    out.flush();
-    if (!out) {
-      out.close();
-      std::remove(tmp.c_str());
-      raise<io_error>(where, ": cannot write '", tmp, "'");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    raise<io_error>(where, ": cannot rename '", tmp, "' to '", path, "'");
-  }
-}
 
 inline std::string xml_escape(const std::string& s) {
   std::string out;
@@ -273,7 +252,7 @@ class SvgPlot {
   }
 
   /// Writes to_svg() to `path` atomically; uvp::io_error when it cannot.
-  void save(const std::string& path) const { detail::write_file_atomic(path, to_svg(), "uvp::SvgPlot::save"); }
+  void save(const std::string& path) const { write_file_atomic(path, to_svg(), "uvp::SvgPlot::save"); }
 
  private:
   enum class Kind { line, scatter };
