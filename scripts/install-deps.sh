@@ -4,7 +4,7 @@
 # Usage: scripts/install-deps.sh [extra Debian packages...]
 set -euo pipefail
 
-packages=(cmake g++ make libeigen3-dev libxsimd-dev doctest-dev libbenchmark-dev ccache "$@")
+packages=(cmake g++ make pkg-config libeigen3-dev libxsimd-dev doctest-dev libbenchmark-dev ccache "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
