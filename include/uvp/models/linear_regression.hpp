@@ -102,7 +102,7 @@ class LinearRegression {
   FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, Optimizer& optimizer,
                 const FitOptions& fit_options, Span<const T> sample_weight, Callbacks&&... callbacks) {
     constexpr const char* where = "uvp::LinearRegression::fit";
-    check_xy(where, X, y, sample_weight);
+    check_xy(where, X, y, sample_weight, false);
     auto step = [this](ConstMatrixRef<T> Xb, ConstVectorRef<T> yb, const T* wb, VectorRef<T> z,
                        VectorRef<T> g) {
       core_.forward(Xb, z);
@@ -132,8 +132,11 @@ class LinearRegression {
   }
 
  private:
-  void check_xy(const char* where, ConstMatrixRef<T> X, ConstVectorRef<T> y, Span<const T> sw) const {
-    core_.check_input(where, X);
+  // check_x = false: X's values are checked during minibatch training (run_minibatch_fit).
+  void check_xy(const char* where, ConstMatrixRef<T> X, ConstVectorRef<T> y, Span<const T> sw,
+                bool check_x = true) const {
+    if (check_x) core_.check_input(where, X);
+    else core_.check_shape(where, X);
     detail::check_size(where, "y", y.size(), X.rows());
     detail::check_finite(where, "y", y.data(), y.size());
     detail::check_sample_weight(where, sw.data(), sw.size(), X.rows());

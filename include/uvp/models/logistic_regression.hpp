@@ -95,7 +95,7 @@ class LogisticRegression {
   FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, Optimizer& optimizer,
                 const FitOptions& fit_options, Span<const T> sample_weight, Callbacks&&... callbacks) {
     constexpr const char* where = "uvp::LogisticRegression::fit";
-    core_.check_input(where, X);
+    core_.check_shape(where, X);  // values are checked during training (run_minibatch_fit)
     detail::check_size(where, "y", y.size(), X.rows());
     detail::check_binary_labels(where, "y", y.data(), y.size());
     const Vector<T> weights = effective_weights(where, y, sample_weight);

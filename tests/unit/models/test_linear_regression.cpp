@@ -111,6 +111,14 @@ TEST_CASE("LinearRegression rejects bad input") {
   uvp::Vector<double> y3 = uvp::Vector<double>::Ones(3);
   UVP_CHECK_THROWS_WITH_SUBSTR(m.fit_exact(X, y3, uvp::as_span(zero_w)), uvp::invalid_argument,
                                "sample_weight sums to 0");
+  uvp::Matrix<double> Xn = uvp::Matrix<double>::Ones(50, 2);
+  uvp::Vector<double> yn = uvp::Vector<double>::Ones(50);
+  Xn(17, 1) = std::nan("");
+  UVP_CHECK_THROWS_WITH_SUBSTR(m.fit(Xn, yn), uvp::invalid_argument,
+                               "uvp::LinearRegression::fit: X has a non-finite value (nan) at row 17, column 1");
+  UVP_CHECK_THROWS_WITH_SUBSTR(m.fit_exact(Xn, yn), uvp::invalid_argument,
+                               "uvp::LinearRegression::fit_exact: X has a non-finite value (nan) at row 17, column 1");
+  CHECK(m.coef().isZero());
   uvp::Matrix<double> X3 = uvp::Matrix<double>::Ones(3, 3);
   UVP_CHECK_THROWS_WITH_SUBSTR(m.predict(X3), uvp::shape_error, "X has 3 columns, expected 2");
 }

@@ -212,6 +212,20 @@ TEST_CASE("LogisticRegression rejects bad input with messages naming the argumen
   uvp::Matrix<double> Xnan = X;
   Xnan(1, 2) = std::nan("");
   UVP_CHECK_THROWS_WITH_SUBSTR(m.fit(Xnan, y), uvp::invalid_argument, "X has a non-finite value (nan) at row 1, column 2");
+  CHECK(m.coef().isZero());  // the parameters are left as they were
+  {
+    // Found mid-training (the values are checked as batches are used): same message, and the
+    // model is restored to where it was.
+    uvp::Matrix<double> Xbig = uvp::Matrix<double>::Ones(1000, 3);
+    uvp::Vector<double> ybig(1000);
+    for (int i = 0; i < 1000; ++i) ybig[i] = i % 2;
+    Xbig(731, 0) = -std::numeric_limits<double>::infinity();
+    uvp::FitOptions small;
+    small.batch_size = 16;
+    UVP_CHECK_THROWS_WITH_SUBSTR(m.fit(Xbig, ybig, small), uvp::invalid_argument,
+                                 "uvp::LogisticRegression::fit: X has a non-finite value (-inf) at row 731, column 0");
+    CHECK(m.coef().isZero());
+  }
   uvp::Matrix<double> X0(0, 3);
   uvp::Vector<double> y0(0);
   UVP_CHECK_THROWS_WITH_SUBSTR(m.fit(X0, y0), uvp::invalid_argument, "X is empty");

@@ -42,9 +42,12 @@ class AffineCore {
   void set_bias(T b) noexcept { params_.values(b_)[0] = b; }
   const char* name() const noexcept { return name_; }
 
-  void check_input(const char* where, ConstMatrixRef<T> X) const {
+  void check_shape(const char* where, ConstMatrixRef<T> X) const {
     check_cols(where, "X", X.cols(), d_);
     check_not_empty(where, "X", X.rows());
+  }
+  void check_input(const char* where, ConstMatrixRef<T> X) const {
+    check_shape(where, X);
     check_finite(where, "X", X);
   }
 
@@ -98,12 +101,13 @@ struct MinibatchBuffers {
   Vector<T> y, w, z, g;
   std::vector<index> order;
 
-  void reserve(index batch, index d, index n) {
+  void reserve(index batch, index d, index n, bool shuffle) {
+    z.resize(batch);
+    g.resize(batch);
+    if (!shuffle) return;  // batches are then views of the caller's rows: nothing to gather
     x.resize(batch, d);
     y.resize(batch);
     w.resize(batch);
-    z.resize(batch);
-    g.resize(batch);
     order.resize(std::size_t(n));
     std::iota(order.begin(), order.end(), index(0));
   }
@@ -121,7 +125,7 @@ FitResult run_minibatch_fit(const char* where, AffineCore<T>& core, ConstMatrixR
   const index n = X.rows(), d = X.cols();
   const index bs = std::min(options.batch_size, n);
   MinibatchBuffers<T> buf;
-  buf.reserve(bs, d, n);
+  buf.reserve(bs, d, n, options.shuffle);
   Rng rng(options.seed);
   Parameters<T>& p = core.parameters();
   std::vector<T> last_good(p.values().begin(), p.values().end());
@@ -160,7 +164,20 @@ FitResult run_minibatch_fit(const char* where, AffineCore<T>& core, ConstMatrixR
                     sample_weight ? sample_weight + s : nullptr, z, g);
       }
       loss += core.add_l2(l2);
-      if (!std::isfinite(loss)) return diverged(epoch, loss);
+      if (!std::isfinite(loss)) {
+        // Any NaN or inf in X makes its batch's loss non-finite, so X is checked here, only when
+        // needed, instead of in a separate pass over all of it before training.
+        for (index r = 0; r < m; ++r) {
+          const index src = options.shuffle ? buf.order[std::size_t(s + r)] : s + r;
+          for (index c = 0; c < d; ++c)
+            if (!std::isfinite(X(src, c))) {
+              std::copy(last_good.begin(), last_good.end(), p.values().begin());
+              raise<invalid_argument>(where, ": X has a non-finite value (", X(src, c), ") at row ", src,
+                                      ", column ", c);
+            }
+        }
+        return diverged(epoch, loss);
+      }
       opt.step(p.values(), Span<const T>(p.grads()));
       loss_sum += loss;
       ++batches;
