@@ -91,7 +91,7 @@ void report(benchmark::State& state, const Outcome& o) {
 }
 
 // Fit both models and score every customer: the whole W8 pipeline after the summary.
-void BM_W8_Cdnow_FitScore(benchmark::State& state) {
+void W8_Cdnow_FitScore(benchmark::State& state) {
   uvp::ThreadCountGuard threads(static_cast<int>(state.range(0)));
   const auto& s = cdnow();
   Outcome o;
@@ -100,7 +100,7 @@ void BM_W8_Cdnow_FitScore(benchmark::State& state) {
   state.counters["customers"] = static_cast<double>(s.size());
 }
 
-void BM_W8_Synthetic1M_FitScore(benchmark::State& state) {
+void W8_Synthetic1M_FitScore(benchmark::State& state) {
   uvp::ThreadCountGuard threads(static_cast<int>(state.range(0)));
   const auto& s = synthetic();
   Outcome o;
@@ -117,7 +117,7 @@ void BM_W8_Synthetic1M_FitScore(benchmark::State& state) {
 }
 
 // The parts of the 1M pipeline on their own.
-void BM_W8_Synthetic1M_FitBgNbd(benchmark::State& state) {
+void W8_Synthetic1M_FitBgNbd(benchmark::State& state) {
   uvp::ThreadCountGuard threads(static_cast<int>(state.range(0)));
   const auto& s = synthetic();
   for (auto _ : state) {
@@ -126,7 +126,7 @@ void BM_W8_Synthetic1M_FitBgNbd(benchmark::State& state) {
   }
 }
 
-void BM_W8_Synthetic1M_FitGammaGamma(benchmark::State& state) {
+void W8_Synthetic1M_FitGammaGamma(benchmark::State& state) {
   uvp::ThreadCountGuard threads(static_cast<int>(state.range(0)));
   const auto& s = synthetic();
   for (auto _ : state) {
@@ -135,7 +135,7 @@ void BM_W8_Synthetic1M_FitGammaGamma(benchmark::State& state) {
   }
 }
 
-void BM_W8_Synthetic1M_Score(benchmark::State& state) {
+void W8_Synthetic1M_Score(benchmark::State& state) {
   uvp::ThreadCountGuard threads(static_cast<int>(state.range(0)));
   const auto& s = synthetic();
   const uvp::BgNbd bg(kTruth);
@@ -154,10 +154,10 @@ void thread_args(benchmark::internal::Benchmark* b) {
 
 }  // namespace
 
-BENCHMARK(BM_W8_Cdnow_FitScore)->Apply(thread_args);
-BENCHMARK(BM_W8_Synthetic1M_FitScore)->Apply(thread_args)->Iterations(3);
-BENCHMARK(BM_W8_Synthetic1M_FitBgNbd)->Apply(thread_args)->Iterations(3);
-BENCHMARK(BM_W8_Synthetic1M_FitGammaGamma)->Apply(thread_args)->Iterations(3);
-BENCHMARK(BM_W8_Synthetic1M_Score)->Apply(thread_args)->Iterations(3);
+BENCHMARK(W8_Cdnow_FitScore)->Apply(thread_args);
+BENCHMARK(W8_Synthetic1M_FitScore)->Apply(thread_args)->Iterations(3);
+BENCHMARK(W8_Synthetic1M_FitBgNbd)->Apply(thread_args)->Iterations(3);
+BENCHMARK(W8_Synthetic1M_FitGammaGamma)->Apply(thread_args)->Iterations(3);
+BENCHMARK(W8_Synthetic1M_Score)->Apply(thread_args)->Iterations(3);
 
 BENCHMARK_MAIN();
