@@ -25,7 +25,7 @@ struct LinearRegressionOptions {
 /// which also handles rank-deficient X with the minimum-norm solution, like numpy's lstsq);
 /// `fit` trains by minibatches with any optimizer, for data too large to factorise.
 template <class T, class Backend = cpu>
-class LinearRegression {
+class LinearRegression : public detail::LinearModelBase<T> {
   static_assert(is_scalar_v<T>, "uvp::LinearRegression<T>: T must be float or double");
   static_assert(std::is_same_v<Backend, cpu>,
                 "uvp::LinearRegression: only the uvp::cpu backend is implemented so far");
@@ -34,25 +34,16 @@ class LinearRegression {
   using Options = LinearRegressionOptions;
 
   explicit LinearRegression(index n_features, Options options = {})
-      : core_("uvp::LinearRegression", n_features, options.fit_intercept), options_(options) {
+      : detail::LinearModelBase<T>("uvp::LinearRegression", n_features, options.fit_intercept),
+        options_(options) {
     detail::check_non_negative("uvp::LinearRegression", "options.l2", options.l2);
   }
 
-  index n_features() const noexcept { return core_.n_features(); }
   const Options& options() const noexcept { return options_; }
-  Parameters<T>& parameters() noexcept { return core_.parameters(); }
-  const Parameters<T>& parameters() const noexcept { return core_.parameters(); }
-  ConstVectorView<T> coef() const noexcept { return core_.weights(); }
-  VectorView<T> coef() noexcept { return core_.weights(); }
-  T intercept() const noexcept { return core_.bias(); }
-  void set_intercept(T b) noexcept { core_.set_bias(b); }
 
   /// Predictions into caller memory (size N); no allocation.
   void predict(ConstMatrixRef<T> X, VectorRef<T> out) const {
-    constexpr const char* where = "uvp::LinearRegression::predict";
-    core_.check_input(where, X);
-    detail::check_size(where, "out", out.size(), X.rows());
-    core_.forward(X, out);
+    this->checked_forward("uvp::LinearRegression::predict", X, out);
   }
   Vector<T> predict(ConstMatrixRef<T> X) const {
     Vector<T> out(X.rows());
@@ -142,7 +133,7 @@ class LinearRegression {
     detail::check_sample_weight(where, sw.data(), sw.size(), X.rows());
   }
 
-  detail::AffineCore<T> core_;
+  using detail::LinearModelBase<T>::core_;
   Options options_;
 };
 

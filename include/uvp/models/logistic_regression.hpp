@@ -31,7 +31,7 @@ struct LogisticRegressionOptions {
 /// result (or nothing, with the overloads that write into caller memory), so one fitted model
 /// serves many threads at once.
 template <class T, class Backend = cpu>
-class LogisticRegression {
+class LogisticRegression : public detail::LinearModelBase<T> {
   static_assert(is_scalar_v<T>, "uvp::LogisticRegression<T>: T must be float or double");
   static_assert(std::is_same_v<Backend, cpu>,
                 "uvp::LogisticRegression: only the uvp::cpu backend is implemented so far");
@@ -40,29 +40,19 @@ class LogisticRegression {
   using Options = LogisticRegressionOptions;
 
   explicit LogisticRegression(index n_features, Options options = {})
-      : core_("uvp::LogisticRegression", n_features, options.fit_intercept), options_(options) {
+      : detail::LinearModelBase<T>("uvp::LogisticRegression", n_features, options.fit_intercept),
+        options_(options) {
     constexpr const char* where = "uvp::LogisticRegression";
     detail::check_non_negative(where, "options.l2", options.l2);
     detail::check_positive(where, "options.class_weight_negative", options.class_weight_negative);
     detail::check_positive(where, "options.class_weight_positive", options.class_weight_positive);
   }
 
-  index n_features() const noexcept { return core_.n_features(); }
   const Options& options() const noexcept { return options_; }
-  Parameters<T>& parameters() noexcept { return core_.parameters(); }
-  const Parameters<T>& parameters() const noexcept { return core_.parameters(); }
-  /// Weights w (d) and bias b: views into the flat parameter buffer.
-  ConstVectorView<T> coef() const noexcept { return core_.weights(); }
-  VectorView<T> coef() noexcept { return core_.weights(); }
-  T intercept() const noexcept { return core_.bias(); }
-  void set_intercept(T b) noexcept { core_.set_bias(b); }
 
   /// Logits z = X w + b into caller memory (size N); no allocation.
   void decision_function(ConstMatrixRef<T> X, VectorRef<T> out) const {
-    constexpr const char* where = "uvp::LogisticRegression::decision_function";
-    core_.check_input(where, X);
-    detail::check_size(where, "out", out.size(), X.rows());
-    core_.forward(X, out);
+    this->checked_forward("uvp::LogisticRegression::decision_function", X, out);
   }
   Vector<T> decision_function(ConstMatrixRef<T> X) const {
     Vector<T> z(X.rows());
@@ -147,7 +137,7 @@ class LogisticRegression {
     return w;
   }
 
-  detail::AffineCore<T> core_;
+  using detail::LinearModelBase<T>::core_;
   Options options_;
 };
 

@@ -94,6 +94,34 @@ class AffineCore {
   Parameters<T> params_;
 };
 
+/// What the linear models share: the affine core and its accessors, and the checked forward pass
+/// behind predict / decision_function.
+template <class T>
+class LinearModelBase {
+ public:
+  index n_features() const noexcept { return core_.n_features(); }
+  Parameters<T>& parameters() noexcept { return core_.parameters(); }
+  const Parameters<T>& parameters() const noexcept { return core_.parameters(); }
+  /// Weights w (d) and bias b: views into the flat parameter buffer.
+  ConstVectorView<T> coef() const noexcept { return core_.weights(); }
+  VectorView<T> coef() noexcept { return core_.weights(); }
+  T intercept() const noexcept { return core_.bias(); }
+  void set_intercept(T b) noexcept { core_.set_bias(b); }
+
+ protected:
+  LinearModelBase(const char* name, index n_features, bool fit_intercept)
+      : core_(name, n_features, fit_intercept) {}
+
+  /// X w + b into out (size N), after checking X's shape and values.
+  void checked_forward(const char* where, ConstMatrixRef<T> X, VectorRef<T> out) const {
+    core_.check_input(where, X);
+    check_size(where, "out", out.size(), X.rows());
+    core_.forward(X, out);
+  }
+
+  AffineCore<T> core_;
+};
+
 /// Preallocated buffers of one training run: no allocation per step.
 template <class T>
 struct MinibatchBuffers {
