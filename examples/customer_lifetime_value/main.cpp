@@ -44,18 +44,18 @@ struct Args {
   int threads = 0;
 };
 
+// message == nullptr: --help, printed to stdout with exit code 0.
 [[noreturn]] void usage(const char* message) {
+  if (message) std::fprintf(stderr, "error: %s\n", message);
   std::fprintf(
-      stderr,
-      "error: %s\n"
+      message ? stderr : stdout,
       "usage: customer_lifetime_value [--transactions PATH | --csv PATH --id-col C --date-col C --amount-col C]\n"
       "         [--calibration-end YYYY-MM-DD] [--holdout-end YYYY-MM-DD] [--time-unit day|week]\n"
       "         [--months N] [--discount-rate D] [--out DIR] [--threads N]\n"
       "Without --transactions/--csv it reads the bundled CDNOW sample (calibration to 1997-09-30,\n"
       "holdout to 1998-06-30). For another log --calibration-end is required; --holdout-end defaults\n"
-      "to its last date.\n",
-      message);
-  std::exit(2);
+      "to its last date.\n");
+  std::exit(message ? 2 : 0);
 }
 
 Args parse_args(int argc, char** argv) {
@@ -95,7 +95,7 @@ Args parse_args(int argc, char** argv) {
     } else if (k == "--threads") {
       a.threads = std::atoi(value().c_str());
     } else if (k == "--help" || k == "-h") {
-      usage("help requested");
+      usage(nullptr);
     } else {
       usage(("unknown option " + k).c_str());
     }

@@ -36,6 +36,16 @@ struct Args {
   double c = 1.0;  // scikit-learn's default inverse regularisation strength
 };
 
+// A whole-string number, or an error naming the option and the text.
+template <class N>
+N parse_number(const std::string& option, const std::string& text) {
+  std::istringstream in(text);
+  N value{};
+  if (!(in >> value) || !in.eof())
+    throw uvp::invalid_argument("option " + option + ": '" + text + "' is not a valid number");
+  return value;
+}
+
 Args parse_args(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; ++i) {
@@ -46,9 +56,9 @@ Args parse_args(int argc, char** argv) {
     };
     if (k == "--data") a.data = value();
     else if (k == "--out") a.out = value();
-    else if (k == "--epochs") a.epochs = std::stol(value());
-    else if (k == "--seed") a.seed = std::stoull(value());
-    else if (k == "--c") a.c = std::stod(value());
+    else if (k == "--epochs") a.epochs = parse_number<uvp::index>(k, value());
+    else if (k == "--seed") a.seed = parse_number<std::uint64_t>(k, value());
+    else if (k == "--c") a.c = parse_number<double>(k, value());
     else if (k == "--help" || k == "-h") {
       std::cout << "usage: purchase_intent_logreg [--data PATH] [--out DIR] [--epochs N] [--seed S] [--c C]\n";
       std::exit(0);
@@ -56,6 +66,7 @@ Args parse_args(int argc, char** argv) {
       throw uvp::invalid_argument("unknown option " + k + " (see --help)");
     }
   }
+  if (!(a.c > 0)) throw uvp::invalid_argument("option --c: the inverse regularisation strength must be > 0, got " + std::to_string(a.c));
   return a;
 }
 
