@@ -21,6 +21,19 @@ void check_scaler_input(const char* where, const ConstMatrixRef<T>& X) {
   check_finite(where, "X", X);
 }
 
+/// A member of an unfitted scaler was used: not_fitted_error naming it.
+inline void check_scaler_fitted(bool fitted, const char* where) {
+  if (!fitted) raise<not_fitted_error>(where, ": the scaler is not fitted; call fit() first");
+}
+
+/// Input of transform / inverse_transform: a fitted scaler, d columns, finite values.
+template <class M>
+void check_scaler_use(bool fitted, const char* where, const M& X, index d) {
+  check_scaler_fitted(fitted, where);
+  check_cols(where, "X", X.cols(), d);
+  check_finite(where, "X", X);
+}
+
 }  // namespace detail
 
 struct StandardScalerOptions {
@@ -122,33 +135,26 @@ class StandardScaler {
   index n_samples_seen() const noexcept { return n_samples_seen_; }
   /// Column means (d), in double whatever T (as sklearn keeps mean_ in float64).
   const Vector<double>& mean() const {
-    fitted_or_throw("mean");
+    fitted_or_throw("uvp::StandardScaler::mean");
     return mean_;
   }
   /// Population variances (d), before the zero-variance fix; double.
   const Vector<double>& var() const {
-    fitted_or_throw("var");
+    fitted_or_throw("uvp::StandardScaler::var");
     return var_;
   }
   /// Divisors (d): sqrt(var), or 1 for constant columns; double.
   const Vector<double>& scale() const {
-    fitted_or_throw("scale");
+    fitted_or_throw("uvp::StandardScaler::scale");
     return scale_;
   }
   const StandardScalerOptions& options() const noexcept { return options_; }
 
  private:
-  void fitted_or_throw(const char* what) const {
-    if (!fitted())
-      detail::raise<not_fitted_error>("uvp::StandardScaler::", what,
-                                      ": the scaler is not fitted; call fit() first");
-  }
+  void fitted_or_throw(const char* where) const { detail::check_scaler_fitted(fitted(), where); }
   template <class M>
   void check_use(const char* where, const M& X) const {
-    if (!fitted())
-      detail::raise<not_fitted_error>(where, ": the scaler is not fitted; call fit() first");
-    detail::check_cols(where, "X", X.cols(), n_features());
-    detail::check_finite(where, "X", X);
+    detail::check_scaler_use(fitted(), where, X, n_features());
   }
 
   StandardScalerOptions options_;
@@ -241,40 +247,33 @@ class MinMaxScaler {
   index n_features() const noexcept { return scale_.size(); }
   index n_samples_seen() const noexcept { return n_samples_seen_; }
   const Vector<T>& data_min() const {
-    fitted_or_throw("data_min");
+    fitted_or_throw("uvp::MinMaxScaler::data_min");
     return data_min_;
   }
   const Vector<T>& data_max() const {
-    fitted_or_throw("data_max");
+    fitted_or_throw("uvp::MinMaxScaler::data_max");
     return data_max_;
   }
   const Vector<T>& data_range() const {
-    fitted_or_throw("data_range");
+    fitted_or_throw("uvp::MinMaxScaler::data_range");
     return data_range_;
   }
   const Vector<T>& scale() const {
-    fitted_or_throw("scale");
+    fitted_or_throw("uvp::MinMaxScaler::scale");
     return scale_;
   }
   /// The additive term (sklearn's min_), not the data minimum.
   const Vector<T>& offset() const {
-    fitted_or_throw("offset");
+    fitted_or_throw("uvp::MinMaxScaler::offset");
     return min_;
   }
   const MinMaxScalerOptions& options() const noexcept { return options_; }
 
  private:
-  void fitted_or_throw(const char* what) const {
-    if (!fitted())
-      detail::raise<not_fitted_error>("uvp::MinMaxScaler::", what,
-                                      ": the scaler is not fitted; call fit() first");
-  }
+  void fitted_or_throw(const char* where) const { detail::check_scaler_fitted(fitted(), where); }
   template <class M>
   void check_use(const char* where, const M& X) const {
-    if (!fitted())
-      detail::raise<not_fitted_error>(where, ": the scaler is not fitted; call fit() first");
-    detail::check_cols(where, "X", X.cols(), n_features());
-    detail::check_finite(where, "X", X);
+    detail::check_scaler_use(fitted(), where, X, n_features());
   }
 
   MinMaxScalerOptions options_;

@@ -58,11 +58,7 @@ double bce_with_logits(Span<const T> logits, Span<const T> targets, Span<T> grad
                        Span<const T> weights = {}, Reduction reduction = Reduction::mean) {
   constexpr const char* where = "uvp::bce_with_logits";
   const index n = logits.size();
-  detail::check_not_empty(where, "logits", n);
-  detail::check_size(where, "targets", targets.size(), n);
-  if (!grad.empty()) detail::check_size(where, "grad", grad.size(), n);
-  if (!weights.empty()) detail::check_size(where, "weights", weights.size(), n);
-  const double scale = reduction == Reduction::mean ? 1.0 / double(n) : 1.0;
+  const double scale = detail::check_elementwise_loss(where, "logits", n, targets, grad, weights, reduction);
   double total = 0;
   for (index i = 0; i < n; ++i) {
     const T z = logits[i], y = targets[i];

@@ -15,11 +15,7 @@ double mse_loss(Span<const T> predictions, Span<const T> targets, Span<T> grad =
                 Span<const T> weights = {}, Reduction reduction = Reduction::mean) {
   constexpr const char* where = "uvp::mse_loss";
   const index n = predictions.size();
-  detail::check_not_empty(where, "predictions", n);
-  detail::check_size(where, "targets", targets.size(), n);
-  if (!grad.empty()) detail::check_size(where, "grad", grad.size(), n);
-  if (!weights.empty()) detail::check_size(where, "weights", weights.size(), n);
-  const double scale = reduction == Reduction::mean ? 1.0 / double(n) : 1.0;
+  const double scale = detail::check_elementwise_loss(where, "predictions", n, targets, grad, weights, reduction);
   double total = 0;
   for (index i = 0; i < n; ++i) {
     const double w = weights.empty() ? 1.0 : double(weights[i]);

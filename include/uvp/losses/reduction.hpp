@@ -2,10 +2,27 @@
 // How a loss combines per-element terms (PyTorch's `reduction` argument).
 #pragma once
 
+#include "uvp/core/check.hpp"
+#include "uvp/core/tensor.hpp"
+
 namespace uvp {
 
 /// mean: sum of (weighted) terms / number of terms (PyTorch's convention, also with weights);
 /// sum: the plain sum.
 enum class Reduction { mean, sum };
+
+namespace detail {
+/// Checks the arguments every element-wise loss takes (inputs named `first`, targets, optional
+/// grad and weights of the same size) and returns the factor of the reduction.
+template <class T>
+double check_elementwise_loss(const char* where, const char* first, index n, Span<const T> targets,
+                              Span<T> grad, Span<const T> weights, Reduction reduction) {
+  check_not_empty(where, first, n);
+  check_size(where, "targets", targets.size(), n);
+  if (!grad.empty()) check_size(where, "grad", grad.size(), n);
+  if (!weights.empty()) check_size(where, "weights", weights.size(), n);
+  return reduction == Reduction::mean ? 1.0 / double(n) : 1.0;
+}
+}  // namespace detail
 
 }  // namespace uvp
