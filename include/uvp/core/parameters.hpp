@@ -49,11 +49,15 @@ class Parameters {
   explicit Parameters(index n) { resize(n); }
 
   /// Resizes both buffers and sets every value and gradient to zero. Invalidates Spans.
-  void resize(index n) {
+  /// with_grads = false keeps no dense gradient buffer (grads() is empty): for blocks whose
+  /// gradients are sparse, such as a 10^6-row embedding table.
+  void resize(index n, bool with_grads = true) {
     if (n < 0) detail::raise<invalid_argument>("uvp::Parameters::resize: n must be >= 0, got ", n);
     values_.assign(static_cast<std::size_t>(n), T(0));
-    grads_.assign(static_cast<std::size_t>(n), T(0));
+    grads_.assign(with_grads ? static_cast<std::size_t>(n) : 0, T(0));
   }
+
+  bool has_grads() const noexcept { return grads_.size() == values_.size(); }
 
   index size() const noexcept { return static_cast<index>(values_.size()); }
 
