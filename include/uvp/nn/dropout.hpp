@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: Apache-2.0
+// Inverted dropout (torch.nn.Dropout; Srivastava et al., JMLR 2014).
+//
+//   training (is_training() and p > 0):  Y = X * M,  M_ij = 1 / (1 - p) with probability 1 - p,
+//                                        else 0, drawn independently per element
+//   eval (or p = 0):                     Y = X
+//   backward:                            dX = dY * M  (dX = dY in eval)
+//
+// X, Y, dY, dX are (n, d). The mask M lives in a caller-owned Context and is drawn from a
+// caller-owned uvp::Rng, so forward() is const and thread-safe (one Context and Rng per thread)
+// and a run is reproducible from its seed. The Context's buffer only grows: no allocation once
+// it has seen the largest batch. The mask stream is uvp's own (xoshiro256**), so the dropped
+// positions differ from PyTorch's; their distribution is the same.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "uvp/backend/tags.hpp"
+#include "uvp/core/check.hpp"
+#include "uvp/core/random.hpp"
+#include "uvp/core/tensor.hpp"
+#include "uvp/detail/nn_rows.hpp"
+#include "uvp/nn/module.hpp"
+
+namespace uvp::nn {
+
+template <class T, class Backend = cpu>
+class Dropout : public Block<T> {
+  static_assert(std::is_same_v<Backend, cpu>,
+                "uvp::nn::Dropout: only the uvp::cpu backend is implemented; use Dropout<T, uvp::cpu>");
+
+ public:
+  using backend_type = Backend;
+  static constexpr bool backward_from_output = false;
+
+  /// The mask of the last forward: (rows, cols) values in {0, 1 / (1 - p)}, or none (active =
+  /// false) when that forward was the identity.
+  struct Context {
+    uvp::detail::NnBuffer<T> mask;
+    index rows = 0, cols = 0;
+    bool active = false;
+    bool valid = false;  ///< a forward has filled it
+
+    ConstMatrixView<T> mask_matrix() const noexcept { return {mask.data(), active ? rows : 0, active ? cols : 0}; }
+  };
+
+  /// p: the probability of zeroing an element, in [0, 1) (torch's default 0.5).
+  explicit Dropout(double p = 0.5) : p_(p) {
+    if (!(p >= 0.0 && p < 1.0))
+      uvp::detail::raise<invalid_argument>("uvp::nn::Dropout: p must be in [0, 1), got ", p);
+  }
+
+  double p() const noexcept { return p_; }
+  index output_cols(index in_cols) const noexcept { return in_cols; }
+
+  /// Y = X * M in training (draws M from rng into ctx), Y = X in eval. Y may be X itself.
+  void forward(ConstMatrixRef<T> X, MatrixRef<T> Y, Context& ctx, Rng& rng) const {
+    constexpr const char* where = "uvp::nn::Dropout::forward";
+    uvp::detail::check_shape(where, "Y", Y.rows(), Y.cols(), X.rows(), X.cols());
+    uvp::detail::nn_check_finite<T>(where, "X", X);
+    const index n = X.rows(), d = X.cols();
+    ctx.rows = n;
+    ctx.cols = d;
+    ctx.valid = true;
+    ctx.active = this->is_training() && p_ > 0.0;
+    if (!ctx.active) {
+      if (Y.data() != X.data() || Y.outerStride() != X.outerStride()) Y = X;
+      return;
+    }
+    auto M = ctx.mask.matrix(n, d);
+    draw_mask(M.data(), n * d, rng);
+    Y.array() = X.array() * M.array();
+  }
+
+  /// Allocating form (a fresh mask each call when training).
+  Matrix<T> forward(ConstMatrixRef<T> X, Rng& rng) const {
+    Matrix<T> Y(X.rows(), X.cols());
+    Context ctx;
+    forward(X, Y, ctx, rng);
+    return Y;
+  }
+
+  /// dX = dY * M with the mask of ctx's forward (dX = dY after an eval forward). dX may be dY.
+  void backward(const Context& ctx, ConstMatrixRef<T> dY, MatrixRef<T> dX) const {
+    constexpr const char* where = "uvp::nn::Dropout::backward";
+    if (!ctx.valid) uvp::detail::raise<invalid_argument>(where, ": the context holds no forward pass");
+    uvp::detail::check_shape(where, "dY", dY.rows(), dY.cols(), ctx.rows, ctx.cols);
+    uvp::detail::check_shape(where, "dX", dX.rows(), dX.cols(), ctx.rows, ctx.cols);
+    if (!ctx.active) {
+      if (dX.data() != dY.data() || dX.outerStride() != dY.outerStride()) dX = dY;
+      return;
+    }
+    dX.array() = dY.array() * ctx.mask_matrix().array();
+  }
+
+ private:
+  // Two elements per 64-bit draw: keep when a 32-bit half is >= p 2^32 (a drop probability
+  // within 2^-32 of p).
+  void draw_mask(T* m, index n, Rng& rng) const noexcept {
+    const auto threshold = static_cast<std::uint64_t>(p_ * 4294967296.0);
+    const T keep = static_cast<T>(1.0 / (1.0 - p_));
+    index i = 0;
+    for (; i + 2 <= n; i += 2) {
+      const std::uint64_t r = rng();
+      m[i] = (r & 0xffffffffULL) >= threshold ? keep : T(0);
+      m[i + 1] = (r >> 32) >= threshold ? keep : T(0);
+    }
+    if (i < n) m[i] = (rng() & 0xffffffffULL) >= threshold ? keep : T(0);
+  }
+
+  double p_;
+};
+
+}  // namespace uvp::nn
