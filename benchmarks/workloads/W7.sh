@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: Apache-2.0
+# W7: embedding gather + gradient scatter (benchmarks/bench_w7_embedding.cpp) against LibTorch
+# (benchmarks/peers/libtorch/w7_embedding.cpp) and the triad bandwidth of the same uvp run.
+# Sourced by benchmarks/compare, whose helpers it uses. One line per thread count:
+#   W7 threads=<t> uvp_gbs=<x> peer=libtorch peer_gbs=<y> ratio=<x/y> triad_gbs=<z> frac=<x/z>
+#      peer_frac=<y/z> peer_coalesced_gbs=<c> coalesced_ratio=<x/c> uvp_cpu_ms=<a>
+#      peer_cpu_ms=<b> peer_coalesced_cpu_ms=<c> same_ids=yes|no
+# GB/s = the bytes of benchmarks/support/w7_data.hpp (4 x 100,000 x 64 x 4 B) / the median time;
+# peer_gbs times torch::embedding forward + backward (whose sparse gradient is d_out itself,
+# uncoalesced), peer_coalesced_gbs the same plus grad.coalesce() (the summed rows uvp's backward
+# produces). *_cpu_ms: process CPU time per step (all threads), which a shared machine's load
+# disturbs less than the wall time.
+
+workload_W7() {
+  local bin out=$WORK/w7_uvp.json t
+  uvp_bench bench_w7_embedding || { skip W7 "$BUILD_REASON"; return; }
+  bin=$BIN
+  [[ -x $PY ]] || { skip W7 "$PY not found (needed to read benchmark results)"; return; }
+  run_bench "$bin" 'W7_(triad|embedding_uvp)' "$out" --benchmark_enable_random_interleaving=true
+  local peer= why=
+  if torch_peer w7_embedding; then peer=$BIN; else why=$BUILD_REASON; fi
+  setup_blas
+  for t in $THREADS; do
+    local gbs triad hash cpu
+    gbs=$(bench_value "$out" W7_embedding_uvp "$t" GBs)
+    triad=$(bench_value "$out" W7_triad "$t" GBs)
+    hash=$(bench_value "$out" W7_embedding_uvp "$t" ids_hash)
+    cpu=$(bench_value "$out" W7_embedding_uvp "$t" cpu_ms)
+    if is_error "$gbs" || is_error "$triad"; then
+      skip W7 "threads=$t uvp: $(is_error "$gbs" && echo "${gbs#error: }" || echo "${triad#error: }")"
+      continue
+    fi
+    local head="W7 threads=$t uvp_gbs=$(fmt "$gbs") peer=libtorch"
+    local tail="triad_gbs=$(fmt "$triad") frac=$(div "$gbs" "$triad")"
+    if [[ -z $peer ]]; then
+      echo "$head skipped: $why $tail"
+      continue
+    fi
+    log "running w7_embedding_torch --threads $t"
+    local line
+    line=$(env "${BLAS_ENV[@]}" "$peer" --threads "$t" --reps 5 2>"$WORK/w7_torch_$t.err" | tee "$WORK/w7_torch_$t.log" | tail -1)
+    if [[ $line != *peer_gbs=* ]]; then
+      echo "$head skipped: the peer failed (see $WORK/w7_torch_$t.err) $tail"
+      continue
+    fi
+    local pgbs pcgbs pcpu pccpu phash same=no
+    pgbs=$(sed -n 's/.* peer_gbs=\([^ ]*\).*/\1/p' <<<"$line")
+    pcgbs=$(sed -n 's/.*peer_coalesced_gbs=\([^ ]*\).*/\1/p' <<<"$line")
+    pcpu=$(sed -n 's/.* peer_cpu_ms=\([^ ]*\).*/\1/p' <<<"$line")
+    pccpu=$(sed -n 's/.*peer_coalesced_cpu_ms=\([^ ]*\).*/\1/p' <<<"$line")
+    phash=$(sed -n 's/.*ids_hash=\([^ ]*\).*/\1/p' <<<"$line")
+    [[ $(fmt "$hash" 12) == "$(fmt "$phash" 12)" ]] && same=yes
+    echo "$head peer_gbs=$(fmt "$pgbs") ratio=$(div "$gbs" "$pgbs") $tail peer_frac=$(div "$pgbs" "$triad")" \
+      "peer_coalesced_gbs=$(fmt "$pcgbs") coalesced_ratio=$(div "$gbs" "$pcgbs")" \
+      "uvp_cpu_ms=$(fmt "$cpu") peer_cpu_ms=$(fmt "$pcpu") peer_coalesced_cpu_ms=$(fmt "$pccpu") same_ids=$same"
+  done
+}
