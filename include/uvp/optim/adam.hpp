@@ -30,21 +30,12 @@
 #include "uvp/detail/aligned_allocator.hpp"
 #include "uvp/detail/simd_compat.hpp"
 #include "uvp/detail/simd_math.hpp"
+#include "uvp/detail/adam_math.hpp"
 #include "uvp/optim/optimizer.hpp"
 
 namespace uvp {
 
-/// Options of uvp::Adam; the defaults are PyTorch's.
-struct AdamOptions {
-  double lr = 1e-3;                     ///< learning rate, > 0
-  double beta1 = 0.9;                   ///< decay of the first moment, in [0, 1)
-  double beta2 = 0.999;                 ///< decay of the second moment, in [0, 1)
-  double eps = 1e-8;                    ///< added to the denominator, > 0
-  double weight_decay = 0;              ///< >= 0; an L2 term in the gradient, or AdamW's decay
-  bool decoupled_weight_decay = false;  ///< true: AdamW (decay applied to p, scaled by lr)
-  bool amsgrad = false;                 ///< true: AMSGrad (normalise by the running max of v)
-  bool check_finite = false;            ///< true: throw uvp::numeric_error on NaN / inf gradients
-};
+// AdamOptions (shared with the CUDA backend) is defined in uvp/detail/adam_math.hpp.
 
 /// Adam / AdamW / AMSGrad state for one flat parameter vector of T (float or double).
 /// State: m, v (and vmax with amsgrad), each size() elements, 64-byte aligned, allocated on

@@ -28,19 +28,12 @@
 #include "uvp/detail/aligned_allocator.hpp"
 #include "uvp/detail/simd_compat.hpp"
 #include "uvp/detail/simd_math.hpp"
+#include "uvp/detail/sgd_math.hpp"
 #include "uvp/optim/optimizer.hpp"
 
 namespace uvp {
 
-/// Options of uvp::Sgd; the defaults are PyTorch's, except lr (PyTorch has no default).
-struct SgdOptions {
-  double lr = 0.01;           ///< learning rate, > 0
-  double momentum = 0;        ///< in [0, 1]; 0 = no momentum buffer
-  double dampening = 0;       ///< in [0, 1]; scales the new gradient in the buffer by 1 - dampening
-  double weight_decay = 0;    ///< L2 penalty added to the gradient, >= 0
-  bool nesterov = false;      ///< Nesterov momentum; needs momentum > 0 and dampening = 0
-  bool check_finite = false;  ///< true: throw uvp::numeric_error on NaN / inf gradients
-};
+// SgdOptions (shared with the CUDA backend) is defined in uvp/detail/sgd_math.hpp.
 
 /// SGD state for one flat parameter vector of T (float or double). State: the momentum buffer,
 /// size() elements, 64-byte aligned, allocated on the first step only when momentum > 0.

@@ -124,4 +124,42 @@ void gemm(const BlasHandle& blas, const DeviceBuffer<T>& a, const DeviceBuffer<T
   gemm<T>(blas, m, n, k, alpha, a.data(), b.data(), beta, c.data());
 }
 
+/// Whether gemm reads an operand as stored or transposed.
+enum class Trans { none, transpose };
+
+/// C = alpha * op(A) * op(B) + beta * C for row-major, contiguous device matrices: op(A) is
+/// m x k (A stored m x k, or k x m when trans_a == Trans::transpose), op(B) is k x n (B stored
+/// k x n, or n x k), C is m x n. Row-major storage is the column-major transpose, so this is
+/// C^T = op(B)^T op(A)^T: cublas<T>gemm(op_b, op_a, n, m, k, alpha, B, ldb, A, lda, beta, C, n)
+/// with lda / ldb the stored row lengths. What Dense needs: Y = X W^T, dW += dY^T X, dX = dY W.
+/// Same checks, errors and asynchrony as gemm above.
+template <class T>
+void gemm(const BlasHandle& blas, Trans trans_a, Trans trans_b, index m, index n, index k,
+          detail::cuda_scalar_t<T> alpha, const T* a, const T* b, detail::cuda_scalar_t<T> beta,
+          T* c) {
+  static_assert(is_scalar_v<T>, "uvp::cuda_backend::gemm: T must be float or double");
+  const index dims[3] = {m, n, k};
+  const char* names[3] = {"m", "n", "k"};
+  for (int i = 0; i < 3; ++i) {
+    if (dims[i] < 0 || dims[i] > INT_MAX)
+      detail::raise<invalid_argument>("uvp::cuda_backend::gemm: ", names[i], " is ", dims[i],
+                                      ", expected in [0, ", INT_MAX, "]");
+  }
+  if (m == 0 || n == 0) return;
+  const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
+  const bool ta = trans_a == Trans::transpose, tb = trans_b == Trans::transpose;
+  const cublasOperation_t op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+  // Stored row lengths; >= 1 even for an empty k (cuBLAS rejects 0).
+  const int lda = ta ? mi : (ki > 0 ? ki : 1);
+  const int ldb = tb ? (ki > 0 ? ki : 1) : ni;
+  if constexpr (std::is_same_v<T, float>) {
+    UVP_CUBLAS_CHECK(cublasSgemm(blas.get(), op_b, op_a, ni, mi, ki, &alpha, b, ldb, a, lda,
+                                 &beta, c, ni));
+  } else {
+    UVP_CUBLAS_CHECK(cublasDgemm(blas.get(), op_b, op_a, ni, mi, ki, &alpha, b, ldb, a, lda,
+                                 &beta, c, ni));
+  }
+}
+
 }  // namespace uvp::cuda_backend
