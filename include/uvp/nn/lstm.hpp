@@ -1,0 +1,801 @@
+// SPDX-License-Identifier: Apache-2.0
+// Long short-term memory: one step (torch.nn.LSTMCell) and a single-layer, batch-first sequence
+// LSTM (torch.nn.LSTM(I, H, batch_first=True)) with PyTorch's equations, gate order and names.
+//
+// References: Hochreiter & Schmidhuber, "Long Short-Term Memory", Neural Computation 1997;
+// Gers, Schmidhuber & Cummins, "Learning to Forget", 2000 (the forget gate); the equations and
+// gate layout of PyTorch's nn.LSTM documentation, which this file reproduces exactly:
+//
+//   G  = x W_ih^T + b_ih + h W_hh^T + b_hh        (B, 4H): column blocks [i | f | g | o], H each
+//   i  = sigmoid(G_i)    f = sigmoid(G_f)    g = tanh(G_g)    o = sigmoid(G_o)
+//   c' = f * c + i * g
+//   h' = o * tanh(c')
+//
+// Tensors (PyTorch's names and shapes, so state_dicts compare one to one):
+//   LstmCell  "weight_ih" {4H, I}  "weight_hh" {4H, H}  "bias_ih" {4H}  "bias_hh" {4H}
+//   Lstm      "weight_ih_l0" {4H, I}  "weight_hh_l0" {4H, H}  "bias_ih_l0" {4H}  "bias_hh_l0" {4H}
+// rows 0..H-1 of each belong to gate i, H..2H-1 to f, 2H..3H-1 to g, 3H..4H-1 to o. All four are
+// initialised U(-1/sqrt(H), 1/sqrt(H)) in that order (PyTorch's reset_parameters).
+//
+// Sequences (Lstm): X is (batch * seq_len) x I, row b * seq_len + t (batch-first); sequence b has
+// n_b = lengths[b] in [1, seq_len] valid steps (lengths empty: all seq_len). The recurrence runs
+// over t < n_b only, from (h0, c0) (zero when not given), exactly as PyTorch on
+// pack_padded_sequence(X, lengths, batch_first=True, enforce_sorted=False):
+//   output()       (batch * seq_len) x H   h_t of every step, rows t >= n_b written 0
+//                                          (pad_packed_sequence(..., total_length=seq_len))
+//   last_hidden()  batch x H               h at t = n_b - 1 (PyTorch's h_n[0])
+//   last_cell()    batch x H               c at t = n_b - 1 (PyTorch's c_n[0])
+//
+// Backward (BPTT) from dH (gradient of output(), rows t >= n_b ignored) and/or dh_last (of
+// last_hidden()), going back from t = n_b - 1 with dh = dc = 0 after the last step:
+//   dh_t  = dH[t] + [t = n_b - 1] dh_last + dG_{t+1} W_hh
+//   dc_t  = dc_{t+1} * f_{t+1} + dh_t * o * (1 - tanh^2(c_t))
+//   dG_i = dc_t * g * i (1 - i)      dG_f = dc_t * c_{t-1} * f (1 - f)
+//   dG_g = dc_t * i * (1 - g^2)      dG_o = dh_t * tanh(c_t) * o (1 - o)
+//   dW_ih += sum dG^T x    dW_hh += sum dG^T h_{t-1}    db_ih += sum dG    db_hh += sum dG
+//   dX = dG W_ih (rows t >= n_b: 0)    dh0 = dG_0 W_hh    dc0 = dc_0 * f_0
+// Parameter gradients are accumulated (+=), input gradients written.
+//
+// Cost: one GEMM for the input projections of all steps, then per step one GEMM h W_hh^T and one
+// fused, xsimd-vectorised pass for the gates (no temporaries). Large batches are split into one
+// contiguous chunk of sequences per OpenMP thread, each running all its steps on its own (no
+// barrier per step). Every buffer lives in the caller's context and only grows: after the first
+// call of the largest shape, forward, forward_last and backward allocate nothing.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "uvp/backend/cpu/elementwise.hpp"
+#include "uvp/backend/tags.hpp"
+#include "uvp/core/check.hpp"
+#include "uvp/core/error.hpp"
+#include "uvp/core/init.hpp"
+#include "uvp/core/parallel.hpp"
+#include "uvp/core/random.hpp"
+#include "uvp/core/tensor.hpp"
+#include "uvp/detail/aligned_allocator.hpp"
+#include "uvp/detail/elementwise_math.hpp"
+#include "uvp/detail/nn_rows.hpp"
+#include "uvp/detail/simd_compat.hpp"
+#include "uvp/detail/simd_math.hpp"
+#include "uvp/nn/module.hpp"
+
+namespace uvp::detail {
+
+template <class T>
+using LstmBuffer = std::vector<T, aligned_allocator<T>>;
+/// Row-major views with a row stride: step t of every sequence in a batch-first buffer.
+template <class T>
+using LstmStrided = Eigen::Map<Matrix<T>, 0, Eigen::OuterStride<>>;
+template <class T>
+using LstmConstStrided = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
+
+/// Grows v to at least n elements (never shrinks) and returns its data.
+template <class V>
+auto* lstm_reserve(V& v, index n) {
+  if (static_cast<index>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
+  return v.data();
+}
+
+/// One step of one row. gates (4H): x W_ih^T + h W_hh^T on entry, the activations i f g o on
+/// exit; bias (4H) = b_ih + b_hh; c = f c_prev + i g, tc = tanh(c), h = o tc (H each).
+template <class T>
+void lstm_forward_row(T* gates, const T* bias, const T* c_prev, T* c, T* tc, T* h, index H) noexcept {
+  namespace s = uvp::detail::simd;
+  T *gi = gates, *gf = gates + H, *gg = gates + 2 * H, *go = gates + 3 * H;
+  const T *bi = bias, *bf = bias + H, *bg = bias + 2 * H, *bo = bias + 3 * H;
+  if constexpr (!s::enabled<T>) {
+    for (index j = 0; j < H; ++j) {
+      const T i = sigmoid_scalar(gi[j] + bi[j]), f = sigmoid_scalar(gf[j] + bf[j]);
+      const T g = std::tanh(gg[j] + bg[j]), o = sigmoid_scalar(go[j] + bo[j]);
+      gi[j] = i, gf[j] = f, gg[j] = g, go[j] = o;
+      const T cn = f * c_prev[j] + i * g, t = std::tanh(cn);
+      c[j] = cn, tc[j] = t, h[j] = o * t;
+    }
+  } else {
+    using B = s::batch<T>;
+    s::for_each_batch<T>(
+        H,
+        [](T* pi, T* pf, T* pg, T* po, const T* qi, const T* qf, const T* qg, const T* qo, const T* pc,
+           T* pcn, T* ptc, T* ph) {
+          const B i = s::sigmoid(B::load_unaligned(pi) + B::load_unaligned(qi));
+          const B f = s::sigmoid(B::load_unaligned(pf) + B::load_unaligned(qf));
+          const B g = xsimd::tanh(B::load_unaligned(pg) + B::load_unaligned(qg));
+          const B o = s::sigmoid(B::load_unaligned(po) + B::load_unaligned(qo));
+          const B cn = f * B::load_unaligned(pc) + i * g;
+          const B t = xsimd::tanh(cn);
+          i.store_unaligned(pi);
+          f.store_unaligned(pf);
+          g.store_unaligned(pg);
+          o.store_unaligned(po);
+          cn.store_unaligned(pcn);
+          t.store_unaligned(ptc);
+          (o * t).store_unaligned(ph);
+        },
+        gi, gf, gg, go, bi, bf, bg, bo, c_prev, c, tc, h);
+  }
+}
+
+/// The same step keeping nothing for backward (inference): gates read only, c and h updated in
+/// place.
+template <class T>
+void lstm_forward_row_inplace(const T* gates, const T* bias, T* c, T* h, index H) noexcept {
+  namespace s = uvp::detail::simd;
+  const T *gi = gates, *gf = gates + H, *gg = gates + 2 * H, *go = gates + 3 * H;
+  const T *bi = bias, *bf = bias + H, *bg = bias + 2 * H, *bo = bias + 3 * H;
+  if constexpr (!s::enabled<T>) {
+    for (index j = 0; j < H; ++j) {
+      const T i = sigmoid_scalar(gi[j] + bi[j]), f = sigmoid_scalar(gf[j] + bf[j]);
+      const T g = std::tanh(gg[j] + bg[j]), o = sigmoid_scalar(go[j] + bo[j]);
+      c[j] = f * c[j] + i * g;
+      h[j] = o * std::tanh(c[j]);
+    }
+  } else {
+    using B = s::batch<T>;
+    s::for_each_batch<T>(
+        H,
+        [](const T* pi, const T* pf, const T* pg, const T* po, const T* qi, const T* qf, const T* qg,
+           const T* qo, T* pc, T* ph) {
+          const B i = s::sigmoid(B::load_unaligned(pi) + B::load_unaligned(qi));
+          const B f = s::sigmoid(B::load_unaligned(pf) + B::load_unaligned(qf));
+          const B g = xsimd::tanh(B::load_unaligned(pg) + B::load_unaligned(qg));
+          const B o = s::sigmoid(B::load_unaligned(po) + B::load_unaligned(qo));
+          const B cn = f * B::load_unaligned(pc) + i * g;
+          cn.store_unaligned(pc);
+          (o * xsimd::tanh(cn)).store_unaligned(ph);
+        },
+        gi, gf, gg, go, bi, bf, bg, bo, c, h);
+  }
+}
+
+/// Backward of one step of one row. gates: the activations i f g o (4H); c_prev, tc = tanh(c)
+/// (H); dh: the whole gradient of h (H); dc: in, the gradient of c from the later step; out, the
+/// gradient of c_prev. Writes dG (4H), the gradient of the pre-activations.
+template <class T>
+void lstm_backward_row(const T* gates, const T* c_prev, const T* tc, const T* dh, T* dc, T* dG, index H) noexcept {
+  namespace s = uvp::detail::simd;
+  const T *gi = gates, *gf = gates + H, *gg = gates + 2 * H, *go = gates + 3 * H;
+  T *di = dG, *df = dG + H, *dg = dG + 2 * H, *dout = dG + 3 * H;
+  if constexpr (!s::enabled<T>) {
+    for (index j = 0; j < H; ++j) {
+      const T i = gi[j], f = gf[j], g = gg[j], o = go[j], t = tc[j];
+      const T d = dc[j] + dh[j] * o * (T(1) - t * t);
+      di[j] = d * g * i * (T(1) - i);
+      df[j] = d * c_prev[j] * f * (T(1) - f);
+      dg[j] = d * i * (T(1) - g * g);
+      dout[j] = dh[j] * t * o * (T(1) - o);
+      dc[j] = d * f;
+    }
+  } else {
+    using B = s::batch<T>;
+    s::for_each_batch<T>(
+        H,
+        [](const T* pi, const T* pf, const T* pg, const T* po, const T* pc, const T* pt, const T* pdh,
+           T* pdc, T* qi, T* qf, T* qg, T* qo) {
+          const B one(T(1));
+          const B i = B::load_unaligned(pi), f = B::load_unaligned(pf), g = B::load_unaligned(pg);
+          const B o = B::load_unaligned(po), t = B::load_unaligned(pt), dh = B::load_unaligned(pdh);
+          const B d = B::load_unaligned(pdc) + dh * o * (one - t * t);
+          (d * g * i * (one - i)).store_unaligned(qi);
+          (d * B::load_unaligned(pc) * f * (one - f)).store_unaligned(qf);
+          (d * i * (one - g * g)).store_unaligned(qg);
+          (dh * t * o * (one - o)).store_unaligned(qo);
+          (d * f).store_unaligned(pdc);
+        },
+        gi, gf, gg, go, c_prev, tc, dh, dc, di, df, dg, dout);
+  }
+}
+
+/// Positions in Block::tensors() of the four LSTM tensors.
+struct LstmTensorIds {
+  std::size_t w_ih = 0, w_hh = 0, b_ih = 0, b_hh = 0;
+};
+
+/// Sum of the rows of a row-major rows x cols matrix added to acc (row by row: a column sum of a
+/// row-major matrix would walk it with a stride).
+template <class T>
+void lstm_add_row_sums(const T* m, index rows, index cols, index stride, T* acc) noexcept {
+  for (index r = 0; r < rows; ++r) kernels::axpy(T(1), m + r * stride, acc, cols);
+}
+
+/// Runs f(k) for k in [0, chunks): one OpenMP thread each when chunks > 1.
+template <class F>
+void lstm_for_chunks(index chunks, F&& f) {
+  if (chunks <= 1) {
+    f(index(0));
+    return;
+  }
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static, 1) num_threads(static_cast<int>(chunks))
+#endif
+  for (index k = 0; k < chunks; ++k) f(k);
+}
+
+/// How many chunks of sequences (threads) a batch is split into: one per thread while each gets
+/// at least 4 sequences and about 2^18 multiply-adds (below that a fork costs more than it saves).
+inline index lstm_chunk_count(index batch, index work_per_sequence) noexcept {
+  const index threads = num_threads();
+  if (threads <= 1) return 1;
+  const index by_rows = batch / 4;
+  const index by_work = batch * work_per_sequence / (index(1) << 18);
+  return std::max<index>(1, std::min({threads, by_rows, by_work}));
+}
+
+/// Checks a batch of sequences X (batch * seq_len) x cols and its lengths.
+template <class T>
+void lstm_check_sequences(const char* where, const ConstMatrixRef<T>& X, index cols, index batch, index seq_len,
+                          Span<const index> lengths) {
+  if (batch < 1) raise<invalid_argument>(where, ": batch must be >= 1, got ", batch);
+  if (seq_len < 1) raise<invalid_argument>(where, ": seq_len must be >= 1, got ", seq_len);
+  if (X.rows() != batch * seq_len)
+    raise<shape_error>(where, ": X has ", X.rows(), " rows, expected batch * seq_len = ", batch * seq_len);
+  check_cols(where, "X", X.cols(), cols);
+  if (lengths.empty()) return;
+  check_size(where, "lengths", lengths.size(), batch);
+  for (index b = 0; b < batch; ++b) {
+    if (lengths[b] == 0)
+      raise<invalid_argument>(where, ": lengths[", b, "] = 0 (a sequence needs at least one step)");
+    if (lengths[b] < 0 || lengths[b] > seq_len)
+      raise<out_of_range_error>(where, ": lengths[", b, "] = ", lengths[b], " is outside [1, seq_len = ", seq_len,
+                                "]");
+  }
+}
+
+/// A gradient argument that may be left out: empty (no rows or no columns) or exactly rows x cols.
+inline bool lstm_optional(const char* where, const char* what, index r, index c, index rows, index cols) {
+  if (r == 0 || c == 0) return false;
+  check_shape(where, what, r, c, rows, cols);
+  return true;
+}
+
+}  // namespace uvp::detail
+
+namespace uvp::nn {
+
+template <class T, class Backend>
+class Lstm;
+template <class T, class Backend>
+class LstmCell;
+
+/// What Lstm::forward keeps for backward, and the scratch of forward_last and backward. Owned by
+/// the caller: one per thread for concurrent forwards. Its buffers only grow.
+template <class T>
+class LstmContext {
+  static_assert(is_scalar_v<T>, "uvp::nn::LstmContext: T must be float or double");
+
+ public:
+  index batch() const noexcept { return batch_; }
+  index seq_len() const noexcept { return seq_len_; }
+  index hidden_size() const noexcept { return hidden_; }
+  /// True after forward (backward may follow); false after forward_last or before any call.
+  bool has_history() const noexcept { return history_; }
+  /// The lengths of the last call (seq_len for every sequence when none were given).
+  Span<const index> lengths() const noexcept { return {lengths_.data(), batch_}; }
+  /// h_t of every step of the last forward: (batch * seq_len) x H, rows t >= n_b are 0.
+  /// Empty after forward_last.
+  ConstMatrixView<T> output() const noexcept { return {h_.data(), history_ ? batch_ * seq_len_ : 0, hidden_}; }
+  /// h and c at each sequence's last valid step (t = n_b - 1): batch x H.
+  ConstMatrixView<T> last_hidden() const noexcept { return {hn_.data(), batch_, hidden_}; }
+  ConstMatrixView<T> last_cell() const noexcept { return {cn_.data(), batch_, hidden_}; }
+  /// Gate activations i f g o of the last forward: (batch * seq_len) x 4H (padding rows unspecified).
+  ConstMatrixView<T> gates() const noexcept {
+    return {gates_.data(), history_ ? batch_ * seq_len_ : 0, 4 * hidden_};
+  }
+  /// Cell states c_t of the last forward: (batch * seq_len) x H (padding rows unspecified).
+  ConstMatrixView<T> cells() const noexcept { return {c_.data(), history_ ? batch_ * seq_len_ : 0, hidden_}; }
+
+ private:
+  template <class, class>
+  friend class Lstm;
+  using Buffer = uvp::detail::LstmBuffer<T>;
+
+  index batch_ = 0, seq_len_ = 0, hidden_ = 0, input_ = 0, chunks_ = 1;
+  bool history_ = false, initial_ = false;
+  std::vector<index> lengths_;
+  Buffer bias_, zeros_;                  // b_ih + b_hh; a zero row (c0 when none is given)
+  Buffer gates_, c_, tc_, h_, h0_, c0_;  // forward history (batch-first, like X)
+  Buffer hn_, cn_;                       // last valid h and c; forward_last's running state
+  Buffer xp_;                            // forward_last: input projections of one block per thread
+  Buffer dgates_, dh_, dc_, dbias_, dweights_;  // backward
+};
+
+/// What LstmCell::forward keeps for backward (the gate activations and tanh(c')), and backward's
+/// scratch. Owned by the caller, one per thread; its buffers only grow.
+template <class T>
+class LstmCellContext {
+  static_assert(is_scalar_v<T>, "uvp::nn::LstmCellContext: T must be float or double");
+
+ public:
+  index batch() const noexcept { return batch_; }
+  /// Gate activations i f g o of the last forward: batch x 4H.
+  ConstMatrixView<T> gates() const noexcept { return {gates_.data(), batch_, 4 * hidden_}; }
+
+ private:
+  template <class, class>
+  friend class LstmCell;
+  using Buffer = uvp::detail::LstmBuffer<T>;
+
+  index batch_ = 0, hidden_ = 0, input_ = 0;
+  Buffer bias_, gates_, tc_, dgates_, dc_;
+};
+
+/// One LSTM step, torch.nn.LSTMCell(I, H): (h', c') = cell(x, (h, c)). x: B x I; h, c, h', c':
+/// B x H. Tensors "weight_ih" {4H, I}, "weight_hh" {4H, H}, "bias_ih" {4H}, "bias_hh" {4H}.
+template <class T, class Backend = cpu>
+class LstmCell : public Block<T> {
+  static_assert(std::is_same_v<Backend, cpu>,
+                "uvp::nn::LstmCell: only the uvp::cpu backend is implemented; use LstmCell<T, uvp::cpu>");
+
+ public:
+  using backend_type = Backend;
+  using Context = LstmCellContext<T>;
+
+  /// input_size I, hidden_size H > 0; every tensor drawn U(-1/sqrt(H), 1/sqrt(H)) (PyTorch).
+  LstmCell(index input_size, index hidden_size, Rng& rng) : in_(input_size), hid_(hidden_size) {
+    constexpr const char* where = "uvp::nn::LstmCell";
+    uvp::detail::check_positive(where, "input_size", input_size);
+    uvp::detail::check_positive(where, "hidden_size", hidden_size);
+    t_.w_ih = this->add_tensor("weight_ih", {4 * hid_, in_});
+    t_.w_hh = this->add_tensor("weight_hh", {4 * hid_, hid_});
+    t_.b_ih = this->add_tensor("bias_ih", {4 * hid_});
+    t_.b_hh = this->add_tensor("bias_hh", {4 * hid_});
+    this->allocate_parameters();
+    const double k = 1.0 / std::sqrt(double(hid_));
+    for (const auto& t : this->tensors()) init::uniform(this->values(t), -k, k, rng);
+  }
+
+  index input_size() const noexcept { return in_; }
+  index hidden_size() const noexcept { return hid_; }
+
+  /// W_ih (4H x I), W_hh (4H x H), b_ih, b_hh (4H): views into the parameter buffer.
+  MatrixView<T> weight_ih() noexcept { return {value(t_.w_ih), 4 * hid_, in_}; }
+  ConstMatrixView<T> weight_ih() const noexcept { return {value(t_.w_ih), 4 * hid_, in_}; }
+  MatrixView<T> weight_hh() noexcept { return {value(t_.w_hh), 4 * hid_, hid_}; }
+  ConstMatrixView<T> weight_hh() const noexcept { return {value(t_.w_hh), 4 * hid_, hid_}; }
+  Span<T> bias_ih() noexcept { return this->values(this->tensors()[t_.b_ih]); }
+  Span<const T> bias_ih() const noexcept { return this->values(this->tensors()[t_.b_ih]); }
+  Span<T> bias_hh() noexcept { return this->values(this->tensors()[t_.b_hh]); }
+  Span<const T> bias_hh() const noexcept { return this->values(this->tensors()[t_.b_hh]); }
+
+  /// h_out, c_out (B x H) = the step from x (B x I), h, c (B x H); all finite. h_out and c_out may
+  /// be h and c themselves (an in-place step), but backward then needs the old h and c. Const and
+  /// thread-safe: writes only h_out, c_out and ctx.
+  void forward(ConstMatrixRef<T> x, ConstMatrixRef<T> h, ConstMatrixRef<T> c, MatrixRef<T> h_out,
+               MatrixRef<T> c_out, Context& ctx) const {
+    constexpr const char* where = "uvp::nn::LstmCell::forward";
+    const index B = x.rows(), H = hid_, G4 = 4 * hid_;
+    uvp::detail::check_cols(where, "x", x.cols(), in_);
+    uvp::detail::check_shape(where, "h", h.rows(), h.cols(), B, H);
+    uvp::detail::check_shape(where, "c", c.rows(), c.cols(), B, H);
+    uvp::detail::check_shape(where, "h_out", h_out.rows(), h_out.cols(), B, H);
+    uvp::detail::check_shape(where, "c_out", c_out.rows(), c_out.cols(), B, H);
+    uvp::detail::nn_check_finite<T>(where, "x", x);
+    uvp::detail::nn_check_finite<T>(where, "h", h);
+    uvp::detail::nn_check_finite<T>(where, "c", c);
+    ctx.batch_ = B, ctx.hidden_ = H, ctx.input_ = in_;
+    T* bias = uvp::detail::lstm_reserve(ctx.bias_, G4);
+    T* gates = uvp::detail::lstm_reserve(ctx.gates_, B * G4);
+    T* tc = uvp::detail::lstm_reserve(ctx.tc_, B * H);
+    sum_biases(bias);
+    if (B == 0) return;
+    MatrixView<T> G(gates, B, G4);
+    G.noalias() = x * weight_ih().transpose();
+    G.noalias() += h * weight_hh().transpose();
+    for (index r = 0; r < B; ++r)
+      uvp::detail::lstm_forward_row(gates + r * G4, bias, c.row(r).data(), c_out.row(r).data(), tc + r * H,
+                                    h_out.row(r).data(), H);
+  }
+
+  /// Gradients of the last forward (run with ctx on these x, h, c): from dh_out (B x H) and
+  /// dc_out (B x H, or empty for none), accumulates the parameter gradients and writes dx (B x I),
+  /// dh, dc (B x H).
+  void backward(ConstMatrixRef<T> x, ConstMatrixRef<T> h, ConstMatrixRef<T> c, ConstMatrixRef<T> dh_out,
+                ConstMatrixRef<T> dc_out, MatrixRef<T> dx, MatrixRef<T> dh, MatrixRef<T> dc, Context& ctx) {
+    constexpr const char* where = "uvp::nn::LstmCell::backward";
+    const index B = x.rows(), H = hid_, G4 = 4 * hid_;
+    if (ctx.hidden_ != H || ctx.input_ != in_ || ctx.batch_ != B)
+      uvp::detail::raise<invalid_argument>(where, ": ctx holds no forward of this cell on ", B,
+                                           " rows (call forward first)");
+    uvp::detail::check_cols(where, "x", x.cols(), in_);
+    uvp::detail::check_shape(where, "h", h.rows(), h.cols(), B, H);
+    uvp::detail::check_shape(where, "c", c.rows(), c.cols(), B, H);
+    uvp::detail::check_shape(where, "dh_out", dh_out.rows(), dh_out.cols(), B, H);
+    const bool has_dc = uvp::detail::lstm_optional(where, "dc_out", dc_out.rows(), dc_out.cols(), B, H);
+    uvp::detail::check_shape(where, "dx", dx.rows(), dx.cols(), B, in_);
+    uvp::detail::check_shape(where, "dh", dh.rows(), dh.cols(), B, H);
+    uvp::detail::check_shape(where, "dc", dc.rows(), dc.cols(), B, H);
+    if (B == 0) return;
+    T* dG = uvp::detail::lstm_reserve(ctx.dgates_, B * G4);
+    T* dcw = uvp::detail::lstm_reserve(ctx.dc_, B * H);
+    for (index r = 0; r < B; ++r) {
+      T* d = dcw + r * H;
+      if (has_dc)
+        std::copy_n(dc_out.row(r).data(), H, d);
+      else
+        std::fill_n(d, H, T(0));
+      uvp::detail::lstm_backward_row(ctx.gates_.data() + r * G4, c.row(r).data(), ctx.tc_.data() + r * H,
+                                     dh_out.row(r).data(), d, dG + r * G4, H);
+    }
+    const ConstMatrixView<T> dGm(dG, B, G4);
+    grad_matrix(t_.w_ih, in_).noalias() += dGm.transpose() * x;
+    grad_matrix(t_.w_hh, H).noalias() += dGm.transpose() * h;
+    T* gb = this->grads(this->tensors()[t_.b_ih]).data();
+    uvp::detail::lstm_add_row_sums(dG, B, G4, G4, gb);
+    uvp::detail::lstm_add_row_sums(dG, B, G4, G4, this->grads(this->tensors()[t_.b_hh]).data());
+    dx.noalias() = dGm * weight_ih();
+    dh.noalias() = dGm * weight_hh();
+    dc = ConstMatrixView<T>(dcw, B, H);
+  }
+
+ private:
+  const T* value(std::size_t t) const noexcept { return this->values(this->tensors()[t]).data(); }
+  T* value(std::size_t t) noexcept { return this->values(this->tensors()[t]).data(); }
+  MatrixView<T> grad_matrix(std::size_t t, index cols) noexcept {
+    return {this->grads(this->tensors()[t]).data(), 4 * hid_, cols};
+  }
+  void sum_biases(T* out) const noexcept {
+    const T *a = value(t_.b_ih), *b = value(t_.b_hh);
+    for (index j = 0; j < 4 * hid_; ++j) out[j] = a[j] + b[j];
+  }
+
+  index in_, hid_;
+  uvp::detail::LstmTensorIds t_;
+};
+
+/// A single-layer LSTM over batch-first sequences of variable length, torch.nn.LSTM(I, H,
+/// batch_first=True) on packed sequences. Tensors "weight_ih_l0" {4H, I}, "weight_hh_l0" {4H, H},
+/// "bias_ih_l0" {4H}, "bias_hh_l0" {4H}. See the top of this file for the equations and shapes.
+template <class T, class Backend = cpu>
+class Lstm : public Block<T> {
+  static_assert(std::is_same_v<Backend, cpu>,
+                "uvp::nn::Lstm: only the uvp::cpu backend is implemented; use Lstm<T, uvp::cpu>");
+
+ public:
+  using backend_type = Backend;
+  using Context = LstmContext<T>;
+
+  /// input_size I, hidden_size H > 0; every tensor drawn U(-1/sqrt(H), 1/sqrt(H)) (PyTorch).
+  Lstm(index input_size, index hidden_size, Rng& rng) : in_(input_size), hid_(hidden_size) {
+    constexpr const char* where = "uvp::nn::Lstm";
+    uvp::detail::check_positive(where, "input_size", input_size);
+    uvp::detail::check_positive(where, "hidden_size", hidden_size);
+    t_.w_ih = this->add_tensor("weight_ih_l0", {4 * hid_, in_});
+    t_.w_hh = this->add_tensor("weight_hh_l0", {4 * hid_, hid_});
+    t_.b_ih = this->add_tensor("bias_ih_l0", {4 * hid_});
+    t_.b_hh = this->add_tensor("bias_hh_l0", {4 * hid_});
+    this->allocate_parameters();
+    const double k = 1.0 / std::sqrt(double(hid_));
+    for (const auto& t : this->tensors()) init::uniform(this->values(t), -k, k, rng);
+  }
+
+  index input_size() const noexcept { return in_; }
+  index hidden_size() const noexcept { return hid_; }
+
+  MatrixView<T> weight_ih() noexcept { return {value(t_.w_ih), 4 * hid_, in_}; }
+  ConstMatrixView<T> weight_ih() const noexcept { return {value(t_.w_ih), 4 * hid_, in_}; }
+  MatrixView<T> weight_hh() noexcept { return {value(t_.w_hh), 4 * hid_, hid_}; }
+  ConstMatrixView<T> weight_hh() const noexcept { return {value(t_.w_hh), 4 * hid_, hid_}; }
+  Span<T> bias_ih() noexcept { return this->values(this->tensors()[t_.b_ih]); }
+  Span<const T> bias_ih() const noexcept { return this->values(this->tensors()[t_.b_ih]); }
+  Span<T> bias_hh() noexcept { return this->values(this->tensors()[t_.b_hh]); }
+  Span<const T> bias_hh() const noexcept { return this->values(this->tensors()[t_.b_hh]); }
+
+  /// Runs the sequences X ((batch * seq_len) x I, finite) from h0 = c0 = 0 and keeps what
+  /// backward needs in ctx; the results are ctx.output(), ctx.last_hidden(), ctx.last_cell().
+  /// lengths: empty (all seq_len) or batch values in [1, seq_len]. Const and thread-safe.
+  void forward(ConstMatrixRef<T> X, index batch, index seq_len, Span<const index> lengths, Context& ctx) const {
+    run("uvp::nn::Lstm::forward", X, batch, seq_len, lengths, nullptr, nullptr, ctx, true);
+  }
+  /// As above from the initial state h0, c0 (batch x H each, finite).
+  void forward(ConstMatrixRef<T> X, index batch, index seq_len, Span<const index> lengths, ConstMatrixRef<T> h0,
+               ConstMatrixRef<T> c0, Context& ctx) const {
+    run("uvp::nn::Lstm::forward", X, batch, seq_len, lengths, &h0, &c0, ctx, true);
+  }
+
+  /// Inference: writes each sequence's last valid hidden state to h_last (batch x H) and keeps no
+  /// history (ctx holds only the last h and c; backward cannot follow). Const and thread-safe.
+  void forward_last(ConstMatrixRef<T> X, index batch, index seq_len, Span<const index> lengths,
+                    MatrixRef<T> h_last, Context& ctx) const {
+    constexpr const char* where = "uvp::nn::Lstm::forward_last";
+    uvp::detail::check_shape(where, "h_last", h_last.rows(), h_last.cols(), batch, hid_);
+    run(where, X, batch, seq_len, lengths, nullptr, nullptr, ctx, false);
+    h_last = ctx.last_hidden();
+  }
+  void forward_last(ConstMatrixRef<T> X, index batch, index seq_len, Span<const index> lengths,
+                    ConstMatrixRef<T> h0, ConstMatrixRef<T> c0, MatrixRef<T> h_last, Context& ctx) const {
+    constexpr const char* where = "uvp::nn::Lstm::forward_last";
+    uvp::detail::check_shape(where, "h_last", h_last.rows(), h_last.cols(), batch, hid_);
+    run(where, X, batch, seq_len, lengths, &h0, &c0, ctx, false);
+    h_last = ctx.last_hidden();
+  }
+
+  /// Gradients of the last forward (run with ctx on this X) by backpropagation through time,
+  /// from dH ((batch * seq_len) x H, the gradient of ctx.output(); padding rows ignored) and/or
+  /// dh_last (batch x H, of ctx.last_hidden()); either may be empty (no rows), not both.
+  /// Accumulates the parameter gradients; writes dX ((batch * seq_len) x I, padding rows 0).
+  void backward(ConstMatrixRef<T> X, ConstMatrixRef<T> dH, ConstMatrixRef<T> dh_last, MatrixRef<T> dX,
+                Context& ctx) {
+    constexpr const char* where = "uvp::nn::Lstm::backward";
+    check_dx(where, dX, ctx);
+    backprop(where, X, dH, dh_last, &dX, nullptr, nullptr, ctx);
+  }
+  /// As above, and writes dh0, dc0 (batch x H): the gradients of the initial state (the zero
+  /// state's when forward was given none).
+  void backward(ConstMatrixRef<T> X, ConstMatrixRef<T> dH, ConstMatrixRef<T> dh_last, MatrixRef<T> dX,
+                MatrixRef<T> dh0, MatrixRef<T> dc0, Context& ctx) {
+    constexpr const char* where = "uvp::nn::Lstm::backward";
+    check_dx(where, dX, ctx);
+    uvp::detail::check_shape(where, "dh0", dh0.rows(), dh0.cols(), ctx.batch_, hid_);
+    uvp::detail::check_shape(where, "dc0", dc0.rows(), dc0.cols(), ctx.batch_, hid_);
+    backprop(where, X, dH, dh_last, &dX, &dh0, &dc0, ctx);
+  }
+  /// Parameter gradients only (X is not trainable).
+  void backward(ConstMatrixRef<T> X, ConstMatrixRef<T> dH, ConstMatrixRef<T> dh_last, Context& ctx) {
+    backprop("uvp::nn::Lstm::backward", X, dH, dh_last, nullptr, nullptr, nullptr, ctx);
+  }
+
+ private:
+  using Strided = uvp::detail::LstmStrided<T>;
+  using ConstStrided = uvp::detail::LstmConstStrided<T>;
+  /// forward_last works on blocks of sequences whose input projections (seq_len x 4H each) fit
+  /// in about this many bytes, so that they are still in cache when the steps read them.
+  static constexpr index block_bytes = index(1) << 20;
+
+  const T* value(std::size_t t) const noexcept { return this->values(this->tensors()[t]).data(); }
+  T* value(std::size_t t) noexcept { return this->values(this->tensors()[t]).data(); }
+  MatrixView<T> grad_matrix(std::size_t t, index cols) noexcept {
+    return {this->grads(this->tensors()[t]).data(), 4 * hid_, cols};
+  }
+
+  void check_dx(const char* where, const MatrixRef<T>& dX, const Context& ctx) const {
+    uvp::detail::check_shape(where, "dX", dX.rows(), dX.cols(), ctx.batch_ * ctx.seq_len_, in_);
+  }
+
+  void run(const char* where, const ConstMatrixRef<T>& X, index batch, index seq_len, Span<const index> lengths,
+           const ConstMatrixRef<T>* h0, const ConstMatrixRef<T>* c0, Context& ctx, bool history) const {
+    const index H = hid_, G4 = 4 * hid_, S = seq_len;
+    uvp::detail::lstm_check_sequences<T>(where, X, in_, batch, seq_len, lengths);
+    if (h0) {
+      uvp::detail::check_shape(where, "h0", h0->rows(), h0->cols(), batch, H);
+      uvp::detail::check_shape(where, "c0", c0->rows(), c0->cols(), batch, H);
+    }
+    uvp::detail::nn_check_finite<T>(where, "X", X);
+    if (h0) {
+      uvp::detail::nn_check_finite<T>(where, "h0", *h0);
+      uvp::detail::nn_check_finite<T>(where, "c0", *c0);
+    }
+    ctx.history_ = false;  // until this call has completed
+    ctx.batch_ = batch, ctx.seq_len_ = S, ctx.hidden_ = H, ctx.input_ = in_;
+    ctx.initial_ = h0 != nullptr;
+    index* len = uvp::detail::lstm_reserve(ctx.lengths_, batch);
+    for (index b = 0; b < batch; ++b) len[b] = lengths.empty() ? S : lengths[b];
+    T* bias = uvp::detail::lstm_reserve(ctx.bias_, G4);
+    {
+      const T *a = value(t_.b_ih), *b = value(t_.b_hh);
+      for (index j = 0; j < G4; ++j) bias[j] = a[j] + b[j];
+    }
+    uvp::detail::lstm_reserve(ctx.zeros_, H);
+    std::fill_n(ctx.zeros_.data(), H, T(0));
+    T* hn = uvp::detail::lstm_reserve(ctx.hn_, batch * H);
+    T* cn = uvp::detail::lstm_reserve(ctx.cn_, batch * H);
+    if (h0) {
+      MatrixView<T>(uvp::detail::lstm_reserve(ctx.h0_, batch * H), batch, H) = *h0;
+      MatrixView<T>(uvp::detail::lstm_reserve(ctx.c0_, batch * H), batch, H) = *c0;
+    }
+    const index chunks = uvp::detail::lstm_chunk_count(batch, S * G4 * (H + in_));
+    ctx.chunks_ = chunks;
+    if (history) {
+      uvp::detail::lstm_reserve(ctx.gates_, batch * S * G4);
+      uvp::detail::lstm_reserve(ctx.c_, batch * S * H);
+      uvp::detail::lstm_reserve(ctx.tc_, batch * S * H);
+      uvp::detail::lstm_reserve(ctx.h_, batch * S * H);
+      uvp::detail::lstm_for_chunks(chunks, [&](index k) {
+        forward_chunk(X, batch * k / chunks, batch * (k + 1) / chunks, ctx);
+      });
+      for (index b = 0; b < batch; ++b) {
+        const index r = b * S + len[b] - 1;
+        std::copy_n(ctx.h_.data() + r * H, H, hn + b * H);
+        std::copy_n(ctx.c_.data() + r * H, H, cn + b * H);
+      }
+      ctx.history_ = true;
+    } else {
+      const index per_block = std::max<index>(1, block_bytes / index(sizeof(T) * S * G4));
+      const index block = std::min(per_block, (batch + chunks - 1) / chunks);
+      uvp::detail::lstm_reserve(ctx.xp_, chunks * block * S * G4);
+      uvp::detail::lstm_for_chunks(chunks, [&](index k) {
+        infer_chunk(X, batch * k / chunks, batch * (k + 1) / chunks, block,
+                    ctx.xp_.data() + k * block * S * G4, ctx);
+      });
+    }
+  }
+
+  // Sequences [b0, b1) with history: gates, c, tanh(c), h of every step, batch-first.
+  void forward_chunk(const ConstMatrixRef<T>& X, index b0, index b1, Context& ctx) const {
+    const index S = ctx.seq_len_, H = hid_, G4 = 4 * hid_, nb = b1 - b0;
+    if (nb <= 0) return;
+    const index* len = ctx.lengths_.data();
+    T *gates = ctx.gates_.data(), *c = ctx.c_.data(), *tc = ctx.tc_.data(), *h = ctx.h_.data();
+    const T* bias = ctx.bias_.data();
+    const ConstMatrixView<T> Wih = weight_ih(), Whh = weight_hh();
+    // The input projections of all steps of the chunk: one GEMM.
+    MatrixView<T>(gates + b0 * S * G4, nb * S, G4).noalias() = X.middleRows(b0 * S, nb * S) * Wih.transpose();
+    index tmax = 0;
+    for (index b = b0; b < b1; ++b) {
+      tmax = std::max(tmax, len[b]);
+      std::fill(h + (b * S + len[b]) * H, h + (b + 1) * S * H, T(0));  // padded outputs
+    }
+    for (index t = 0; t < tmax; ++t) {
+      Strided Gt(gates + (b0 * S + t) * G4, nb, G4, Eigen::OuterStride<>(S * G4));
+      if (t > 0)
+        Gt.noalias() += ConstStrided(h + (b0 * S + t - 1) * H, nb, H, Eigen::OuterStride<>(S * H)) * Whh.transpose();
+      else if (ctx.initial_)
+        Gt.noalias() += ConstMatrixView<T>(ctx.h0_.data() + b0 * H, nb, H) * Whh.transpose();
+      for (index b = b0; b < b1; ++b) {
+        if (t >= len[b]) continue;
+        const index r = b * S + t;
+        uvp::detail::lstm_forward_row(gates + r * G4, bias, c_prev(ctx, b, t), c + r * H, tc + r * H, h + r * H, H);
+      }
+    }
+  }
+
+  // Sequences [b0, b1) without history, in blocks of `block` sequences whose input projections
+  // go to xp; the running h and c are ctx.hn_, ctx.cn_ (a row stops changing after its last step).
+  void infer_chunk(const ConstMatrixRef<T>& X, index b0, index b1, index block, T* xp, Context& ctx) const {
+    const index S = ctx.seq_len_, H = hid_, G4 = 4 * hid_;
+    const index* len = ctx.lengths_.data();
+    const T* bias = ctx.bias_.data();
+    T *hs = ctx.hn_.data(), *cs = ctx.cn_.data();
+    const ConstMatrixView<T> Wih = weight_ih(), Whh = weight_hh();
+    for (index s0 = b0; s0 < b1; s0 += block) {
+      const index s1 = std::min(b1, s0 + block), ns = s1 - s0;
+      if (ctx.initial_) {
+        std::copy_n(ctx.h0_.data() + s0 * H, ns * H, hs + s0 * H);
+        std::copy_n(ctx.c0_.data() + s0 * H, ns * H, cs + s0 * H);
+      } else {
+        std::fill_n(hs + s0 * H, ns * H, T(0));
+        std::fill_n(cs + s0 * H, ns * H, T(0));
+      }
+      MatrixView<T>(xp, ns * S, G4).noalias() = X.middleRows(s0 * S, ns * S) * Wih.transpose();
+      index tmax = 0;
+      for (index b = s0; b < s1; ++b) tmax = std::max(tmax, len[b]);
+      for (index t = 0; t < tmax; ++t) {
+        if (t > 0 || ctx.initial_) {
+          Strided Gt(xp + t * G4, ns, G4, Eigen::OuterStride<>(S * G4));
+          Gt.noalias() += ConstMatrixView<T>(hs + s0 * H, ns, H) * Whh.transpose();
+        }
+        for (index b = s0; b < s1; ++b)
+          if (t < len[b])
+            uvp::detail::lstm_forward_row_inplace(xp + ((b - s0) * S + t) * G4, bias, cs + b * H, hs + b * H, H);
+      }
+    }
+  }
+
+  const T* c_prev(const Context& ctx, index b, index t) const noexcept {
+    const index H = hid_;
+    if (t > 0) return ctx.c_.data() + (b * ctx.seq_len_ + t - 1) * H;
+    return ctx.initial_ ? ctx.c0_.data() + b * H : ctx.zeros_.data();
+  }
+
+  void backprop(const char* where, const ConstMatrixRef<T>& X, const ConstMatrixRef<T>& dH,
+                const ConstMatrixRef<T>& dh_last, MatrixRef<T>* dX, MatrixRef<T>* dh0, MatrixRef<T>* dc0,
+                Context& ctx) {
+    if (!ctx.history_ || ctx.hidden_ != hid_ || ctx.input_ != in_)
+      uvp::detail::raise<invalid_argument>(where,
+                                           ": ctx holds no forward pass of this Lstm (call forward, not "
+                                           "forward_last, first)");
+    const index B = ctx.batch_, S = ctx.seq_len_, H = hid_, G4 = 4 * hid_, N = B * S;
+    uvp::detail::check_shape(where, "X", X.rows(), X.cols(), N, in_);
+    const bool has_dH = uvp::detail::lstm_optional(where, "dH", dH.rows(), dH.cols(), N, H);
+    const bool has_last = uvp::detail::lstm_optional(where, "dh_last", dh_last.rows(), dh_last.cols(), B, H);
+    if (!has_dH && !has_last)
+      uvp::detail::raise<invalid_argument>(where, ": dH and dh_last are both empty (nothing to backpropagate)");
+    T* dG = uvp::detail::lstm_reserve(ctx.dgates_, N * G4);
+    uvp::detail::lstm_reserve(ctx.dh_, B * H);
+    uvp::detail::lstm_reserve(ctx.dc_, B * H);
+    const index chunks = ctx.chunks_, I = in_;
+    T* db = uvp::detail::lstm_reserve(ctx.dbias_, chunks * G4);
+    // One thread per chunk of sequences; with several, each computes its chunk's weight
+    // gradients into its own slot and the slots are summed afterwards (no GEMM shared by threads).
+    const index partial = G4 * (I + H);
+    T* dw = chunks > 1 ? uvp::detail::lstm_reserve(ctx.dweights_, chunks * partial) : nullptr;
+    uvp::detail::lstm_for_chunks(chunks, [&](index k) {
+      const index b0 = B * k / chunks, b1 = B * (k + 1) / chunks;
+      backward_chunk(b0, b1, has_dH ? &dH : nullptr, has_last ? &dh_last : nullptr, db + k * G4, ctx);
+      if (b1 == b0) {
+        if (dw) std::fill_n(dw + k * partial, partial, T(0));
+        return;
+      }
+      const ConstMatrixView<T> dGc(dG + b0 * S * G4, (b1 - b0) * S, G4);
+      if (dX) dX->middleRows(b0 * S, (b1 - b0) * S).noalias() = dGc * weight_ih();
+      if (dw) {
+        MatrixView<T> gWih(dw + k * partial, G4, I), gWhh(dw + k * partial + G4 * I, G4, H);
+        gWih.setZero();
+        gWhh.setZero();
+        weight_gradients(X, b0, b1, gWih, gWhh, ctx);
+      } else {
+        MatrixView<T> gWih = grad_matrix(t_.w_ih, I), gWhh = grad_matrix(t_.w_hh, H);
+        weight_gradients(X, b0, b1, gWih, gWhh, ctx);
+      }
+    });
+    if (dw) {
+      T *gWih = this->grads(this->tensors()[t_.w_ih]).data(), *gWhh = this->grads(this->tensors()[t_.w_hh]).data();
+      for (index k = 0; k < chunks; ++k) {
+        kernels::axpy(T(1), dw + k * partial, gWih, G4 * I);
+        kernels::axpy(T(1), dw + k * partial + G4 * I, gWhh, G4 * H);
+      }
+    }
+    T* gbi = this->grads(this->tensors()[t_.b_ih]).data();
+    T* gbh = this->grads(this->tensors()[t_.b_hh]).data();
+    for (index k = 0; k < chunks; ++k) {
+      kernels::axpy(T(1), db + k * G4, gbi, G4);
+      kernels::axpy(T(1), db + k * G4, gbh, G4);
+    }
+    if (dh0) *dh0 = ConstMatrixView<T>(ctx.dh_.data(), B, H);
+    if (dc0) *dc0 = ConstMatrixView<T>(ctx.dc_.data(), B, H);
+  }
+
+  // gWih += dG^T X and gWhh += sum_t dG_t^T h_{t-1} over the sequences [b0, b1), all steps at once.
+  void weight_gradients(const ConstMatrixRef<T>& X, index b0, index b1, MatrixView<T>& gWih, MatrixView<T>& gWhh,
+                        const Context& ctx) const {
+    const index S = ctx.seq_len_, H = hid_, G4 = 4 * hid_, nb = b1 - b0, n = nb * S;
+    const T* dG = ctx.dgates_.data() + b0 * S * G4;
+    const T* h = ctx.h_.data() + b0 * S * H;
+    const ConstMatrixView<T> dGm(dG, n, G4), Hm(h, n, H);
+    gWih.noalias() += dGm.transpose() * X.middleRows(b0 * S, n);
+    if (S > 1) {
+      // Row r + 1 of dG pairs with row r of h: right except across sequences (r = b S + S - 1),
+      // whose nb - 1 terms are taken out again.
+      gWhh.noalias() += dGm.bottomRows(n - 1).transpose() * Hm.topRows(n - 1);
+      if (nb > 1)
+        gWhh.noalias() -= ConstStrided(dG + S * G4, nb - 1, G4, Eigen::OuterStride<>(S * G4)).transpose() *
+                          ConstStrided(h + (S - 1) * H, nb - 1, H, Eigen::OuterStride<>(S * H));
+    }
+    if (ctx.initial_)
+      gWhh.noalias() += ConstStrided(dG, nb, G4, Eigen::OuterStride<>(S * G4)).transpose() *
+                        ConstMatrixView<T>(ctx.h0_.data() + b0 * H, nb, H);
+  }
+
+  // BPTT over sequences [b0, b1): dG of every step (padding rows 0), the bias-gradient partial
+  // sums in db, and the gradients of h0, c0 in ctx.dh_, ctx.dc_.
+  void backward_chunk(index b0, index b1, const ConstMatrixRef<T>* dH, const ConstMatrixRef<T>* dh_last, T* db,
+                      Context& ctx) const {
+    const index S = ctx.seq_len_, H = hid_, G4 = 4 * hid_, nb = b1 - b0;
+    std::fill_n(db, G4, T(0));
+    if (nb <= 0) return;
+    const index* len = ctx.lengths_.data();
+    T *dG = ctx.dgates_.data(), *dh = ctx.dh_.data() + b0 * H, *dc = ctx.dc_.data() + b0 * H;
+    const T *gates = ctx.gates_.data(), *tc = ctx.tc_.data();
+    const ConstMatrixView<T> Whh = weight_hh();
+    std::fill_n(dh, nb * H, T(0));
+    std::fill_n(dc, nb * H, T(0));
+    index tmax = 0;
+    for (index b = b0; b < b1; ++b) {
+      tmax = std::max(tmax, len[b]);
+      std::fill(dG + (b * S + len[b]) * G4, dG + (b + 1) * S * G4, T(0));
+    }
+    for (index t = tmax - 1; t >= 0; --t) {
+      for (index b = b0; b < b1; ++b) {
+        if (t >= len[b]) continue;
+        const index r = b * S + t;
+        T* dhb = dh + (b - b0) * H;
+        if (dH) kernels::axpy(T(1), dH->row(r).data(), dhb, H);
+        if (dh_last && t == len[b] - 1) kernels::axpy(T(1), dh_last->row(b).data(), dhb, H);
+        uvp::detail::lstm_backward_row(gates + r * G4, c_prev(ctx, b, t), tc + r * H, dhb, dc + (b - b0) * H,
+                                       dG + r * G4, H);
+        kernels::axpy(T(1), dG + r * G4, db, G4);
+      }
+      // dh_{t-1} = dG_t W_hh (rows that are padding at t have dG = 0, hence dh = 0).
+      MatrixView<T>(dh, nb, H).noalias() =
+          ConstStrided(dG + (b0 * S + t) * G4, nb, G4, Eigen::OuterStride<>(S * G4)) * Whh;
+    }
+  }
+
+  index in_, hid_;
+  uvp::detail::LstmTensorIds t_;
+};
+
+}  // namespace uvp::nn
