@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: Apache-2.0
+// W3: one training step of a self-attention sequence model (batch 32, seq len 50, vocab 10,000, d_model 64, 4 heads).
+//
+//   bench_w3_attention --benchmark_filter=W3
+// Name: W3_attention_step_uvp/threads:1 and /threads:2 (uvp::ThreadCountGuard). The model:
+// Embedding(10000, 64, padding_idx 0) -> MultiHeadSelfAttention(64, 4) with the key-padding
+// mask of each sequence's length -> mean over the valid steps (GlobalMeanPool1d) -> Dense(64, 1)
+// -> BCE-with-logits (mean), Adam lr 1e-3 (the embedding's rows lazily, as nn::step does for
+// sparse tensors). One iteration = one step (zero_grad, forward, backward, update) on the next
+// of 16 fixed minibatches (benchmarks/support/w3_data.hpp, the same the LibTorch peer,
+// benchmarks/peers/libtorch/w3_attention.cpp, trains on). 20 warm-up steps, then each
+// repetition times 200 steps; 5 repetitions, the *_median row is the figure to compare.
+// Counters: loss (mean training BCE over the timed steps), cpu_ms (process CPU time per step).
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+// GCC PR 105593: false -W(maybe-)uninitialized inside the AVX-512 intrinsics Eigen and xsimd use.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <ctime>
+
+#include "support/w3_data.hpp"
+#include "uvp/core/parallel.hpp"
+#include "uvp/losses/bce_with_logits.hpp"
+#include "uvp/nn/attention.hpp"
+#include "uvp/nn/dense.hpp"
+#include "uvp/nn/embedding.hpp"
+#include "uvp/nn/module.hpp"
+#include "uvp/nn/pooling.hpp"
+#include "uvp/optim/adam.hpp"
+
+namespace {
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+const uvp_bench::W3Data& w3_data() {
+  static const uvp_bench::W3Data data;
+  return data;
+}
+
+/// The model, its activations and gradients: everything a step touches, allocated once.
+struct W3Model {
+  using D = uvp_bench::W3Data;
+  uvp::Rng rng{42};
+  uvp::nn::Embedding<float> emb{D::vocab, D::d_model, rng, 0};
+  uvp::nn::MultiHeadSelfAttention<float> mha{D::d_model, D::heads, rng};
+  uvp::nn::GlobalMeanPool1d<float> pool;
+  uvp::nn::Dense<float> head{D::d_model, 1, rng};
+  uvp::nn::BlockList<float> blocks = uvp::nn::blocks<float>("embedding", emb, "attention", mha, "head", head);
+  uvp::Adam<float> adam{uvp::AdamOptions{}};
+  uvp::nn::MultiHeadSelfAttention<float>::Context ctx;
+  uvp::Matrix<float> E{D::batch * D::seq_len, D::d_model}, A{D::batch * D::seq_len, D::d_model};
+  uvp::Matrix<float> dA{D::batch * D::seq_len, D::d_model}, dE{D::batch * D::seq_len, D::d_model};
+  uvp::Matrix<float> P{D::batch, D::d_model}, dP{D::batch, D::d_model};
+  uvp::Matrix<float> Z{D::batch, 1}, dZ{D::batch, 1};
+
+  double step(const uvp_bench::W3Data& d, std::size_t k) {
+    const uvp::Span<const uvp::index> ids = uvp::as_span(d.ids[k]);
+    const uvp::Span<const uvp::index> lengths = uvp::as_span(d.lengths[k]);
+    blocks.zero_grad();
+    emb.forward(ids, E);
+    mha.forward(E, D::batch, D::seq_len, lengths, A, ctx);
+    pool.forward(A, D::batch, D::seq_len, lengths, P);
+    head.forward(P, Z);
+    const double loss = uvp::bce_with_logits(uvp::Span<const float>(Z.data(), D::batch), uvp::as_span(d.labels[k]),
+                                             uvp::Span<float>(dZ.data(), D::batch));
+    head.backward(P, dZ, dP);
+    pool.backward(dP, lengths, dA);
+    mha.backward(E, dA, dE, ctx);
+    emb.backward(ids, dE);
+    uvp::nn::step(adam, blocks);
+    return loss;
+  }
+};
+
+void W3_attention_step_uvp(benchmark::State& state) {
+  const int threads = int(state.range(0));
+  if (threads > 1 && !uvp::has_openmp) {
+    state.SkipWithError("uvp was built without OpenMP");
+    return;
+  }
+  uvp::ThreadCountGuard guard(threads);
+  const uvp_bench::W3Data& d = w3_data();
+  W3Model model;
+  std::size_t k = 0;
+  for (int i = 0; i < 20; ++i) model.step(d, k++ % d.ids.size());  // warm-up: buffers, Adam state
+  double cpu = 0, loss_sum = 0;
+  int loss_n = 0;
+  for (auto _ : state) {
+    const double c0 = process_cpu_seconds();
+    const auto t0 = std::chrono::steady_clock::now();
+    const double loss = model.step(d, k++ % d.ids.size());
+    const auto t1 = std::chrono::steady_clock::now();
+    cpu += process_cpu_seconds() - c0;
+    state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+    loss_sum += loss;
+    ++loss_n;
+  }
+  state.counters["loss"] = loss_n ? loss_sum / loss_n : 0.0;
+  state.counters["cpu_ms"] = 1e3 * cpu / double(state.iterations());
+}
+
+BENCHMARK(W3_attention_step_uvp)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->Iterations(200)
+    ->Repetitions(5)
+    ->ReportAggregatesOnly(true);
+
+}  // namespace
+
+BENCHMARK_MAIN();

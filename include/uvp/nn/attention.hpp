@@ -1,0 +1,454 @@
+// SPDX-License-Identifier: Apache-2.0
+// Multi-head self-attention (Vaswani et al., "Attention Is All You Need", NeurIPS 2017) with a
+// key-padding mask and an optional causal mask: PyTorch's
+// nn.MultiheadAttention(E, H, batch_first=True) called with query = key = value.
+//
+// X and Y are (batch * seq_len) x E, row b * seq_len + t; sequence b has n_b = lengths[b] valid
+// positions. H heads of d = E / H columns each:
+//
+//   [Q K V] = X W_in^T + b_in                   W_in "in_proj_weight" 3E x E, b_in "in_proj_bias" 3E
+//   for every sequence b and head h (rows t < n_b, columns h d .. h d + d - 1 of Q, K and V):
+//     S = Q_bh K_bh^T / sqrt(d)                 n_b x n_b: keys t >= n_b are masked out
+//     S_ij = -inf for j > i                     (causal only)
+//     P_bh = softmax over each row of S,  O_bh = P_bh V_bh
+//   Y = O W_out^T + b_out                       W_out "out_proj.weight" E x E, b_out "out_proj.bias" E
+//
+// Rows t >= n_b (padding) of Y are written 0 and their incoming gradients are ignored; the
+// attention weights of valid rows equal PyTorch's (a padded query row, which PyTorch still
+// computes, is 0 here). Backward:
+//
+//   dO = dY W_out,  dW_out += dY^T O,  db_out += sum_rows dY
+//   dP = dO_bh V_bh^T,  dV_bh = P^T dO_bh,  dS = P o (dP - rowsum(P o dP))
+//   dQ_bh = dS K_bh / sqrt(d),  dK_bh = dS^T Q_bh / sqrt(d)
+//   dW_in += [dQ dK dV]^T X,  db_in += sum_rows [dQ dK dV],  dX = [dQ dK dV] W_in
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "uvp/backend/cpu/elementwise.hpp"
+#include "uvp/backend/tags.hpp"
+#include "uvp/core/check.hpp"
+#include "uvp/core/error.hpp"
+#include "uvp/core/init.hpp"
+#include "uvp/core/random.hpp"
+#include "uvp/core/tensor.hpp"
+#include "uvp/detail/aligned_allocator.hpp"
+#include "uvp/detail/simd_compat.hpp"
+#include "uvp/detail/simd_math.hpp"
+#include "uvp/nn/module.hpp"
+
+namespace uvp::detail {
+
+/// A row-major view with a row stride: one head's columns of the fused Q|K|V matrix.
+template <class T>
+using AttentionHeadView = Eigen::Map<Matrix<T>, 0, Eigen::OuterStride<>>;
+template <class T>
+using ConstAttentionHeadView = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
+
+/// Grows v to at least n elements; never shrinks, so buffers settle after the first calls.
+template <class V>
+void attention_grow(V& v, index n) {
+  if (static_cast<index>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
+}
+
+/// Softmax of row[0, m) in place (m >= 1); row[m, n) is set to 0 (masked keys). One SIMD pass
+/// each for the max, exp-and-sum and scale; the last m % W elements go through a stack batch
+/// padded with -inf (exp(-inf) = 0), so rows of any length stay vectorised.
+template <class T>
+void attention_softmax_row(T* row, index m, index n) noexcept {
+  namespace s = uvp::detail::simd;
+  if constexpr (!s::enabled<T>) {
+    T mx = row[0];
+    for (index j = 1; j < m; ++j) mx = std::max(mx, row[j]);
+    T sum = T(0);
+    for (index j = 0; j < m; ++j) sum += (row[j] = std::exp(row[j] - mx));
+    const T inv = T(1) / sum;
+    for (index j = 0; j < m; ++j) row[j] *= inv;
+  } else {
+    using B = s::batch<T>;
+    constexpr index W = static_cast<index>(B::size);
+    const index full = m - m % W;
+    alignas(64) T tail[W];
+    for (index j = 0; j < W; ++j) tail[j] = full + j < m ? row[full + j] : -std::numeric_limits<T>::infinity();
+    B vmax = B::load_aligned(tail);
+    for (index j = 0; j < full; j += W) vmax = xsimd::max(vmax, B::load_unaligned(row + j));
+    alignas(64) T lanes[W];
+    vmax.store_aligned(lanes);
+    T mx = lanes[0];
+    for (index k = 1; k < W; ++k) mx = std::max(mx, lanes[k]);
+    const B vm(mx);
+    // Arguments are <= 0: xsimd::exp cannot overflow here.
+    B vsum = xsimd::exp(B::load_aligned(tail) - vm);
+    vsum.store_aligned(tail);
+    for (index j = 0; j < full; j += W) {
+      const B e = xsimd::exp(B::load_unaligned(row + j) - vm);
+      e.store_unaligned(row + j);
+      vsum += e;
+    }
+    const B inv(T(1) / s::reduce_add(vsum));
+    for (index j = 0; j < full; j += W) (B::load_unaligned(row + j) * inv).store_unaligned(row + j);
+    (B::load_aligned(tail) * inv).store_aligned(tail);
+    std::copy(tail, tail + (m - full), row + full);
+  }
+  std::fill(row + m, row + n, T(0));
+}
+
+/// Checks a batch of sequences: X (batch * seq_len) x cols, lengths empty or batch values in
+/// [1, seq_len]. Shared by the sequence blocks' forward functions.
+template <class T>
+void attention_check_sequences(const char* where, ConstMatrixRef<T> X, index cols, index batch,
+                          index seq_len, Span<const index> lengths) {
+  if (batch < 1) raise<invalid_argument>(where, ": batch must be >= 1, got ", batch);
+  if (seq_len < 1) raise<invalid_argument>(where, ": seq_len must be >= 1, got ", seq_len);
+  if (X.rows() != batch * seq_len)
+    raise<shape_error>(where, ": X has ", X.rows(), " rows, expected batch * seq_len = ", batch * seq_len);
+  check_cols(where, "X", X.cols(), cols);
+  if (lengths.empty()) return;
+  check_size(where, "lengths", lengths.size(), batch);
+  for (index b = 0; b < batch; ++b) {
+    if (lengths[b] < 1)
+      raise<invalid_argument>(where, ": lengths[", b, "] = ", lengths[b],
+                              " must be >= 1 (a length of 0 masks every position)");
+    if (lengths[b] > seq_len)
+      raise<out_of_range_error>(where, ": lengths[", b, "] = ", lengths[b], " exceeds seq_len = ", seq_len);
+  }
+}
+
+}  // namespace uvp::detail
+
+namespace uvp::nn {
+
+/// Multi-head self-attention over batch-first sequences with a key-padding mask (from lengths)
+/// and an optional causal mask. Tensors, in PyTorch's state_dict order and shapes:
+/// "in_proj_weight" {3E, E}, "in_proj_bias" {3E}, "out_proj.weight" {E, E}, "out_proj.bias" {E}.
+template <class T, class Backend = cpu>
+class MultiHeadSelfAttention : public Block<T> {
+  static_assert(std::is_same_v<Backend, cpu>,
+                "uvp::nn::MultiHeadSelfAttention: only the uvp::cpu backend is implemented; use "
+                "MultiHeadSelfAttention<T, uvp::cpu>");
+
+  using Buffer = std::vector<T, uvp::detail::aligned_allocator<T>>;
+
+ public:
+  /// What forward saves for backward, plus backward's scratch. Owned by the caller (one per
+  /// thread for concurrent forwards); its buffers only grow, so after the first call of the
+  /// largest shape neither forward nor backward allocates. Internally only the valid rows are
+  /// kept, packed (sequence b at rows offsets[b] .. offsets[b] + n_b - 1), so padding costs
+  /// no arithmetic.
+  class Context {
+   public:
+    index batch() const noexcept { return batch_; }
+    index seq_len() const noexcept { return seq_len_; }
+    /// The lengths of the last forward (seq_len for each sequence when none were given).
+    Span<const index> lengths() const noexcept { return as_span(lengths_); }
+    /// Attention probabilities of sequence b and head h: n_b x n_b (row = query, column = key).
+    ConstMatrixView<T> probabilities(index b, index h) const noexcept {
+      const index n = lengths_[static_cast<std::size_t>(b)];
+      return {probs_.data() + pslot_[static_cast<std::size_t>(b)] + h * n * n, n, n};
+    }
+
+   private:
+    friend class MultiHeadSelfAttention;
+    index batch_ = 0, seq_len_ = 0, embed_ = 0, num_heads_ = 0, valid_ = 0;
+    std::vector<index> lengths_, offsets_, pslot_;  // n_b; first packed row; first probability
+    Buffer x_, qkv_, o_, probs_;                    // forward (x_: packed X)
+    Buffer dy_, d_o_, dqkv_, dprobs_;               // backward scratch
+  };
+
+  /// embed_dim E, num_heads H (E % H == 0). Initialised as PyTorch does: W_in ~ xavier_uniform
+  /// (U(-a, a), a = sqrt(6 / (E + 3E))), W_out ~ U(-1/sqrt(E), 1/sqrt(E)) (nn.Linear's default),
+  /// both biases 0. causal: query t attends to keys <= t only (PyTorch's square subsequent mask).
+  MultiHeadSelfAttention(index embed_dim, index num_heads, Rng& rng, bool causal = false)
+      : embed_(embed_dim), nheads_(num_heads), causal_(causal) {
+    constexpr const char* where = "uvp::nn::MultiHeadSelfAttention";
+    if (embed_dim < 1) uvp::detail::raise<invalid_argument>(where, ": embed_dim must be >= 1, got ", embed_dim);
+    if (num_heads < 1) uvp::detail::raise<invalid_argument>(where, ": num_heads must be >= 1, got ", num_heads);
+    if (embed_dim % num_heads != 0)
+      uvp::detail::raise<invalid_argument>(where, ": embed_dim = ", embed_dim,
+                                           " is not divisible by num_heads = ", num_heads);
+    head_dim_ = embed_dim / num_heads;
+    w_in_ = this->add_tensor("in_proj_weight", {3 * embed_dim, embed_dim});
+    b_in_ = this->add_tensor("in_proj_bias", {3 * embed_dim});
+    w_out_ = this->add_tensor("out_proj.weight", {embed_dim, embed_dim});
+    b_out_ = this->add_tensor("out_proj.bias", {embed_dim});
+    this->allocate_parameters();
+    init::glorot_uniform(this->values(this->tensors()[w_in_]), embed_dim, 3 * embed_dim, rng);
+    const double bound = 1.0 / std::sqrt(double(embed_dim));
+    init::uniform(this->values(this->tensors()[w_out_]), -bound, bound, rng);
+  }
+
+  index embed_dim() const noexcept { return embed_; }
+  index num_heads() const noexcept { return nheads_; }
+  index head_dim() const noexcept { return head_dim_; }
+  bool causal() const noexcept { return causal_; }
+  void set_causal(bool on) noexcept { causal_ = on; }
+
+  /// Y = attention(X). X, Y: (batch * seq_len) x E; lengths: empty (all seq_len) or batch
+  /// values in [1, seq_len]. Const and thread-safe: writes only Y and ctx.
+  void forward(ConstMatrixRef<T> X, index batch, index seq_len, Span<const index> lengths,
+               MatrixRef<T> Y, Context& ctx) const {
+    constexpr const char* where = "uvp::nn::MultiHeadSelfAttention::forward";
+    uvp::detail::attention_check_sequences<T>(where, X, embed_, batch, seq_len, lengths);
+    uvp::detail::check_shape(where, "Y", Y.rows(), Y.cols(), X.rows(), embed_);
+    prepare(ctx, batch, seq_len, lengths);
+    const index nv = ctx.valid_, E = embed_, E3 = 3 * embed_;
+    MatrixView<T> x(ctx.x_.data(), nv, E);
+    gather(ctx, X, x);
+    check_finite_rows(where, "X", x, ctx);
+
+    const index L = seq_len;
+    const T* const x_data = ctx.x_.data();
+    T* const qkv_data = ctx.qkv_.data();
+    T* const o_data = ctx.o_.data();
+    const index* const len = ctx.lengths_.data();
+    const index* const off = ctx.offsets_.data();
+    // One fork for the whole pass: each sequence's projections, heads and output rows are
+    // independent, so a thread takes whole sequences (no barrier between the stages).
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) if (parallel_worth(ctx))
+#endif
+    for (index b = 0; b < batch; ++b) {
+      const index n = len[b];
+      MatrixView<T> qkv(qkv_data + off[b] * E3, n, E3);
+      qkv.noalias() = ConstMatrixView<T>(x_data + off[b] * E, n, E) * param(w_in_, E3, E).transpose();
+      qkv.rowwise() += row_param(b_in_, E3);
+      for (index h = 0; h < nheads_; ++h) attend(ctx, b, h);
+      auto y = Y.middleRows(b * L, n);
+      y.noalias() = ConstMatrixView<T>(o_data + off[b] * E, n, E) * param(w_out_, E, E).transpose();
+      y.rowwise() += row_param(b_out_, E);
+      Y.middleRows(b * L + n, L - n).setZero();
+    }
+  }
+
+  /// The attention weights of the last forward averaged over heads (PyTorch's need_weights=True,
+  /// average_attn_weights=True): out is (batch * seq_len) x seq_len, row b * seq_len + i holds
+  /// query i's weights over keys 0 .. seq_len - 1; masked keys and padded query rows are 0.
+  void attention_weights(const Context& ctx, MatrixRef<T> out) const {
+    constexpr const char* where = "uvp::nn::MultiHeadSelfAttention::attention_weights";
+    check_context(where, ctx);
+    const index L = ctx.seq_len_;
+    uvp::detail::check_shape(where, "out", out.rows(), out.cols(), ctx.batch_ * L, L);
+    out.setZero();
+    const T inv_h = T(1) / T(nheads_);
+    for (index b = 0; b < ctx.batch_; ++b) {
+      const index n = ctx.lengths_[static_cast<std::size_t>(b)];
+      auto block = out.block(b * L, 0, n, n);
+      for (index h = 0; h < nheads_; ++h) block += ctx.probabilities(b, h);
+      block *= inv_h;
+    }
+  }
+
+  /// Gradients of the last forward (run with ctx on this X): dX (written, (batch * seq_len) x
+  /// E, padded rows 0) and the parameter gradients (accumulated). Rows of dY at padded positions
+  /// are ignored. Uses ctx as scratch; allocates nothing once ctx has grown.
+  void backward(ConstMatrixRef<T> X, ConstMatrixRef<T> dY, MatrixRef<T> dX, Context& ctx) {
+    constexpr const char* where = "uvp::nn::MultiHeadSelfAttention::backward";
+    check_backward(where, X, dY, ctx);
+    uvp::detail::check_shape(where, "dX", dX.rows(), dX.cols(), X.rows(), embed_);
+    backward_impl(where, X, dY, ctx, &dX);
+  }
+
+  /// As above without the input gradient (when X is not trainable).
+  void backward(ConstMatrixRef<T> X, ConstMatrixRef<T> dY, Context& ctx) {
+    constexpr const char* where = "uvp::nn::MultiHeadSelfAttention::backward";
+    check_backward(where, X, dY, ctx);
+    backward_impl(where, X, dY, ctx, nullptr);
+  }
+
+ private:
+  ConstMatrixView<T> param(std::size_t t, index r, index c) const noexcept {
+    return {this->values(this->tensors()[t]).data(), r, c};
+  }
+  MatrixView<T> grad(std::size_t t, index r, index c) noexcept {
+    return {this->grads(this->tensors()[t]).data(), r, c};
+  }
+  // Biases as row vectors (rowwise() broadcasting needs a compile-time vector).
+  Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> row_param(std::size_t t, index n) const noexcept {
+    return {this->values(this->tensors()[t]).data(), n};
+  }
+  Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> row_grad(std::size_t t, index n) noexcept {
+    return {this->grads(this->tensors()[t]).data(), n};
+  }
+
+  // Throws uvp::numeric_error naming the row of the caller's (padded) matrix.
+  static void check_finite_rows(const char* where, const char* what, const MatrixView<T>& packed,
+                                const Context& ctx) {
+    if (kernels::all_finite(packed.data(), packed.size())) return;
+    for (index b = 0; b < ctx.batch_; ++b)
+      for (index t = 0; t < ctx.lengths_[static_cast<std::size_t>(b)]; ++t)
+        for (index c = 0; c < packed.cols(); ++c) {
+          const T v = packed(ctx.offsets_[static_cast<std::size_t>(b)] + t, c);
+          if (!std::isfinite(v))
+            uvp::detail::raise<numeric_error>(where, ": ", what, " has a non-finite value (", v, ") at row ",
+                                              b * ctx.seq_len_ + t, ", column ", c);
+        }
+  }
+
+  // Valid rows of a padded (batch * seq_len) matrix -> packed rows.
+  static void gather(const Context& ctx, const ConstMatrixRef<T>& padded, MatrixView<T>& packed) {
+    for (index b = 0; b < ctx.batch_; ++b)
+      packed.middleRows(ctx.offsets_[static_cast<std::size_t>(b)], ctx.lengths_[static_cast<std::size_t>(b)]) =
+          padded.middleRows(b * ctx.seq_len_, ctx.lengths_[static_cast<std::size_t>(b)]);
+  }
+  void prepare(Context& ctx, index batch, index seq_len, Span<const index> lengths) const {
+    ctx.batch_ = batch;
+    ctx.seq_len_ = seq_len;
+    ctx.embed_ = embed_;
+    ctx.num_heads_ = nheads_;
+    const auto nb = static_cast<std::size_t>(batch);
+    ctx.lengths_.resize(nb);
+    ctx.offsets_.resize(nb + 1);
+    ctx.pslot_.resize(nb + 1);
+    ctx.offsets_[0] = ctx.pslot_[0] = 0;
+    for (std::size_t b = 0; b < nb; ++b) {
+      const index n = lengths.empty() ? seq_len : lengths[static_cast<index>(b)];
+      ctx.lengths_[b] = n;
+      ctx.offsets_[b + 1] = ctx.offsets_[b] + n;
+      ctx.pslot_[b + 1] = ctx.pslot_[b] + nheads_ * n * n;
+    }
+    const index nv = ctx.valid_ = ctx.offsets_[nb];
+    uvp::detail::attention_grow(ctx.x_, nv * embed_);
+    uvp::detail::attention_grow(ctx.qkv_, nv * 3 * embed_);
+    uvp::detail::attention_grow(ctx.o_, nv * embed_);
+    uvp::detail::attention_grow(ctx.probs_, ctx.pslot_[nb]);
+  }
+
+  // Work above which the per-(sequence, head) loops fork (a fork costs a few microseconds).
+  static bool parallel_worth(const Context& ctx) noexcept {
+    return ctx.batch_ * ctx.num_heads_ > 1 && ctx.valid_ * ctx.embed_ >= 4096;
+  }
+
+  // P = softmax(Q K^T / sqrt(d)) and O = P V for sequence b, head h.
+  void attend(Context& ctx, index b, index h) const {
+    const index E = embed_, E3 = 3 * embed_, d = head_dim_;
+    const index n = ctx.lengths_[static_cast<std::size_t>(b)], first = ctx.offsets_[static_cast<std::size_t>(b)];
+    const T scale = T(1) / std::sqrt(T(d));
+    const T* base = ctx.qkv_.data() + first * E3 + h * d;
+    const uvp::detail::ConstAttentionHeadView<T> Q(base, n, d, Eigen::OuterStride<>(E3));
+    const uvp::detail::ConstAttentionHeadView<T> K(base + E, n, d, Eigen::OuterStride<>(E3));
+    const uvp::detail::ConstAttentionHeadView<T> V(base + 2 * E, n, d, Eigen::OuterStride<>(E3));
+    MatrixView<T> P(ctx.probs_.data() + ctx.pslot_[static_cast<std::size_t>(b)] + h * n * n, n, n);
+    P.noalias() = (scale * Q) * K.transpose();
+    for (index i = 0; i < n; ++i) uvp::detail::attention_softmax_row(P.data() + i * n, causal_ ? i + 1 : n, n);
+    uvp::detail::AttentionHeadView<T> O(ctx.o_.data() + first * E + h * d, n, d, Eigen::OuterStride<>(E));
+    O.noalias() = P * V;
+  }
+
+  // The gradients of attend: dQ, dK, dV of sequence b, head h from dO (scratch: dprobs_).
+  void attend_backward(Context& ctx, index b, index h) const {
+    const index E = embed_, E3 = 3 * embed_, d = head_dim_;
+    const index n = ctx.lengths_[static_cast<std::size_t>(b)], first = ctx.offsets_[static_cast<std::size_t>(b)];
+    const index slot = ctx.pslot_[static_cast<std::size_t>(b)] + h * n * n;
+    const T scale = T(1) / std::sqrt(T(d));
+    const index at = first * E3 + h * d;
+    const T* qkv = ctx.qkv_.data();
+    T* dqkv = ctx.dqkv_.data();
+    const uvp::detail::ConstAttentionHeadView<T> Q(qkv + at, n, d, Eigen::OuterStride<>(E3));
+    const uvp::detail::ConstAttentionHeadView<T> K(qkv + at + E, n, d, Eigen::OuterStride<>(E3));
+    const uvp::detail::ConstAttentionHeadView<T> V(qkv + at + 2 * E, n, d, Eigen::OuterStride<>(E3));
+    const ConstMatrixView<T> P(ctx.probs_.data() + slot, n, n);
+    const uvp::detail::ConstAttentionHeadView<T> dO(ctx.d_o_.data() + first * E + h * d, n, d, Eigen::OuterStride<>(E));
+    uvp::detail::AttentionHeadView<T> dQ(dqkv + at, n, d, Eigen::OuterStride<>(E3));
+    uvp::detail::AttentionHeadView<T> dK(dqkv + at + E, n, d, Eigen::OuterStride<>(E3));
+    uvp::detail::AttentionHeadView<T> dV(dqkv + at + 2 * E, n, d, Eigen::OuterStride<>(E3));
+    MatrixView<T> dS(ctx.dprobs_.data() + slot, n, n);
+
+    dV.noalias() = P.transpose() * dO;
+    dS.noalias() = dO * V.transpose();  // dP, turned into dS row by row
+    for (index i = 0; i < n; ++i) {
+      const index m = causal_ ? i + 1 : n;  // P is 0 beyond m
+      const Eigen::Map<const Eigen::Array<T, 1, Eigen::Dynamic>> p(P.data() + i * n, m);
+      Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>> g(dS.data() + i * n, m);
+      const T c = (p * g).sum();
+      g = scale * p * (g - c);
+      std::fill(dS.data() + i * n + m, dS.data() + (i + 1) * n, T(0));
+    }
+    dQ.noalias() = dS * K;
+    dK.noalias() = dS.transpose() * Q;
+  }
+
+  void check_context(const char* where, const Context& ctx) const {
+    if (ctx.batch_ == 0) uvp::detail::raise<invalid_argument>(where, ": ctx holds no forward pass (call forward first)");
+    if (ctx.embed_ != embed_ || ctx.num_heads_ != nheads_)
+      uvp::detail::raise<invalid_argument>(where, ": ctx comes from a block with embed_dim = ", ctx.embed_,
+                                           ", num_heads = ", ctx.num_heads_, ", this one has ", embed_,
+                                           ", ", nheads_);
+  }
+
+  void check_backward(const char* where, ConstMatrixRef<T> X, ConstMatrixRef<T> dY, const Context& ctx) const {
+    check_context(where, ctx);
+    const index rows = ctx.batch_ * ctx.seq_len_;
+    uvp::detail::check_shape(where, "X", X.rows(), X.cols(), rows, embed_);
+    uvp::detail::check_shape(where, "dY", dY.rows(), dY.cols(), rows, embed_);
+  }
+
+  // dX may be null (no input gradient wanted).
+  void backward_impl(const char* where, ConstMatrixRef<T> X, ConstMatrixRef<T> dY, Context& ctx, MatrixRef<T>* dX) {
+    const index nv = ctx.valid_, E = embed_, E3 = 3 * embed_, L = ctx.seq_len_, batch = ctx.batch_;
+    uvp::detail::attention_grow(ctx.dy_, nv * E);
+    uvp::detail::attention_grow(ctx.d_o_, nv * E);
+    uvp::detail::attention_grow(ctx.dqkv_, nv * E3);
+    uvp::detail::attention_grow(ctx.dprobs_, ctx.pslot_[static_cast<std::size_t>(batch)]);
+
+    // Only the valid rows of dY: padded ones carry no gradient, whatever the caller left there.
+    MatrixView<T> dy(ctx.dy_.data(), nv, E);
+    gather(ctx, dY, dy);
+    check_finite_rows(where, "dY", dy, ctx);
+
+    const T* const dy_data = ctx.dy_.data();
+    T* const d_o_data = ctx.d_o_.data();
+    const T* const dqkv_data = ctx.dqkv_.data();
+    T* const x_data = ctx.x_.data();
+    const index* const len = ctx.lengths_.data();
+    const index* const off = ctx.offsets_.data();
+    // Parameter gradients are split into blocks of `chunk` output rows: 3E / chunk of W_in, then
+    // E / chunk of W_out, each a GEMM over all valid rows of equal cost.
+    constexpr index chunk = 16;
+    const index chunks_in = (E3 + chunk - 1) / chunk, chunks = chunks_in + (E + chunk - 1) / chunk;
+    // One fork for the whole pass (Eigen's own threading would fork once per GEMM): first the
+    // sequences, then, after the loop's barrier, the blocks of parameter-gradient rows.
+#if defined(_OPENMP)
+#pragma omp parallel if (parallel_worth(ctx))
+#endif
+    {
+#if defined(_OPENMP)
+#pragma omp for schedule(dynamic, 1)
+#endif
+      for (index b = 0; b < batch; ++b) {
+        const index n = len[b];
+        MatrixView<T>(x_data + off[b] * E, n, E) = X.middleRows(b * L, n);
+        MatrixView<T>(d_o_data + off[b] * E, n, E).noalias() =
+            ConstMatrixView<T>(dy_data + off[b] * E, n, E) * param(w_out_, E, E);
+        for (index h = 0; h < nheads_; ++h) attend_backward(ctx, b, h);
+        if (dX) {
+          dX->middleRows(b * L, n).noalias() = ConstMatrixView<T>(dqkv_data + off[b] * E3, n, E3) * param(w_in_, E3, E);
+          dX->middleRows(b * L + n, L - n).setZero();
+        }
+      }
+#if defined(_OPENMP)
+#pragma omp for schedule(static)
+#endif
+      for (index c = 0; c < chunks; ++c) {
+        const bool in = c < chunks_in;
+        const index cols = in ? E3 : E, r0 = (in ? c : c - chunks_in) * chunk, k = std::min(chunk, cols - r0);
+        // dW[r0 : r0 + k] += G[:, r0 : r0 + k]^T A, db[r0 : r0 + k] += column sums of G
+        const ConstMatrixView<T> G(in ? dqkv_data : dy_data, nv, cols);
+        const ConstMatrixView<T> A(in ? x_data : ctx.o_.data(), nv, E);
+        MatrixView<T> dW(this->grads(this->tensors()[in ? w_in_ : w_out_]).data() + r0 * E, k, E);
+        dW.noalias() += G.middleCols(r0, k).transpose() * A;
+        auto db = this->grads(this->tensors()[in ? b_in_ : b_out_]).as_vector().segment(r0, k);
+        for (index r = 0; r < nv; ++r) db += G.row(r).segment(r0, k).transpose();
+      }
+    }
+  }
+
+  index embed_ = 0, nheads_ = 0, head_dim_ = 0;
+  bool causal_ = false;
+  std::size_t w_in_ = 0, b_in_ = 0, w_out_ = 0, b_out_ = 0;
+};
+
+}  // namespace uvp::nn
