@@ -13,6 +13,12 @@
 //   DIR/purchase_lstm.txt    what a server needs to rebuild the model and the token sequences
 //
 //   purchase_lstm [--data PATH ...] [--out DIR] [--seed S] [--threads N] [--epochs N]
+//
+// Built with UVP_EXAMPLE_LSTM_CUDA=1 (target purchase_lstm_gpu, UVP_WITH_CUDA=ON), the LSTM's
+// forward and backward run on the GPU (lstm_gpu.cu: uvp::nn::Lstm<float, uvp::cuda>); the
+// embedding, the head, Adam and the weights stay on the host, so training, early stopping and
+// the saved model are the same code. Without a CUDA device that build prints
+// "skipped: no CUDA device" and exits 0.
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -27,6 +33,9 @@
 #include "uvp/nn/embedding.hpp"
 #include "uvp/nn/lstm.hpp"
 #include "uvp/nn/serialize.hpp"
+#if defined(UVP_EXAMPLE_LSTM_CUDA)
+#include "lstm_gpu.hpp"
+#endif
 
 namespace {
 
@@ -47,6 +56,10 @@ struct LstmModel {
   std::vector<index> ids;
   Matrix<float> emb, d_last, d_emb;
   index batch = 0;
+#if defined(UVP_EXAMPLE_LSTM_CUDA)
+  ex::GpuLstm gpu{kEmbed, kHidden};  // runs `lstm` (its weights and gradients stay here)
+  Matrix<float> h_last;
+#endif
 
   LstmModel(index max_len_, uvp::Rng& rng)
       : max_len(max_len_),
@@ -62,14 +75,28 @@ struct LstmModel {
     ids = ids_, batch = batch_;
     emb.resize(batch * max_len, kEmbed);
     embedding.forward(uvp::as_span(ids), emb);
+#if defined(UVP_EXAMPLE_LSTM_CUDA)
+    gpu.set_weights(lstm.weight_ih().data(), lstm.weight_hh().data(), lstm.bias_ih().data(), lstm.bias_hh().data());
+    h_last.resize(batch, kHidden);
+    gpu.forward(emb.data(), batch, max_len, lengths.data(), h_last.data());
+    head.forward(h_last, uvp::MatrixView<float>(logits.data(), batch, 1));
+#else
     lstm.forward(emb, batch, max_len, uvp::as_span(lengths), lstm_ctx);
     head.forward(lstm_ctx.last_hidden(), uvp::MatrixView<float>(logits.data(), batch, 1));
+#endif
   }
 
   void backward(const Vector<float>& d_logits) {
     d_last.resize(batch, kHidden), d_emb.resize(batch * max_len, kEmbed);
+#if defined(UVP_EXAMPLE_LSTM_CUDA)
+    head.backward(h_last, uvp::ConstMatrixView<float>(d_logits.data(), batch, 1), d_last);
+    const auto grad = [&](const char* name) { return lstm.grads(lstm.tensor(name)).data(); };
+    gpu.backward(d_last.data(), d_emb.data(), grad("weight_ih_l0"), grad("weight_hh_l0"), grad("bias_ih_l0"),
+                 grad("bias_hh_l0"));
+#else
     head.backward(lstm_ctx.last_hidden(), uvp::ConstMatrixView<float>(d_logits.data(), batch, 1), d_last);
     lstm.backward(emb, Matrix<float>(), d_last, d_emb, lstm_ctx);  // no gradient on the other outputs
+#endif
     embedding.backward(uvp::as_span(ids), d_emb);
   }
 };
@@ -137,6 +164,12 @@ int run(const ex::CommonArgs& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#if defined(UVP_EXAMPLE_LSTM_CUDA)
+  if (!ex::GpuLstm::available()) {
+    std::printf("skipped: no CUDA device\n");
+    return 0;
+  }
+#endif
   try {
     const auto args = ex::parse_common(argc, argv, "out/purchase_lstm",
                                        "usage: purchase_lstm [options]\n"
