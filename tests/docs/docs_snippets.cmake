@@ -11,7 +11,8 @@
 #   int main(int argc, char** argv)                    (runs the block named by argv[1])
 #
 # with #line directives, so a compile error points at the .md file and line. The target is
-# docs_<page> (docs/nn/lstm.md -> docs_nn_lstm, README.md -> docs_readme); the tests are
+# docs_<page> (docs/nn/lstm.md -> docs_nn_lstm, README.md -> docs_readme,
+# docs/README.md -> docs_index); the tests are
 # docs_<page>_<n>, n counting the page's ```cpp blocks from 1. Each test runs in its own directory
 # of the build tree that holds a link `examples` to the source tree's examples/, so a block reads
 # the bundled data as `examples/data/...` (as from the repository root) and writes its files into
@@ -210,6 +211,9 @@ if(UVP_DOCS_TESTS)
     string(REGEX REPLACE "^docs/" "" _page "${_rel}")
     string(REGEX REPLACE "\\.md$" "" _page "${_page}")
     string(TOLOWER "${_page}" _page)
+    if(_rel STREQUAL "docs/README.md")
+      set(_page "index")  # README.md (the project's) is docs_readme
+    endif()
     string(MAKE_C_IDENTIFIER "docs_${_page}" _target)
     uvp_docs_page_source("${_md}" "${_uvp_docs_gen}/${_target}.cpp" _count)
     if(_count EQUAL 0 OR (UVP_TEST_FILTER AND NOT _target MATCHES "${UVP_TEST_FILTER}"))

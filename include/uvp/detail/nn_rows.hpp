@@ -58,21 +58,22 @@ class NnSerialGemm {
   int previous_ = 0;
 };
 
+/// Throws uvp::numeric_error naming `what`, row r and the column of the first NaN / infinity in
+/// row r of M, if it has one.
+template <class T>
+void nn_check_finite_row(const char* where, const char* what, const Eigen::Ref<const Matrix<T>>& M, index r) {
+  if (kernels::all_finite(M.row(r).data(), M.cols())) return;
+  for (index c = 0; c < M.cols(); ++c)
+    if (!std::isfinite(M(r, c)))
+      raise<numeric_error>(where, ": ", what, " has a non-finite value (", M(r, c), ") at row ", r, ", column ", c);
+}
+
 /// Throws uvp::numeric_error naming `what`, its row and column when M has a NaN or infinity.
 template <class T>
 void nn_check_finite(const char* where, const char* what, const Eigen::Ref<const Matrix<T>>& M) {
-  bool finite = true;
-  if (M.outerStride() == M.cols()) {
-    finite = kernels::all_finite(M.data(), M.size());
-  } else {
-    for (index r = 0; r < M.rows() && finite; ++r) finite = kernels::all_finite(M.row(r).data(), M.cols());
-  }
-  if (finite) return;
-  for (index r = 0; r < M.rows(); ++r)
-    for (index c = 0; c < M.cols(); ++c)
-      if (!std::isfinite(M(r, c)))
-        raise<numeric_error>(where, ": ", what, " has a non-finite value (", M(r, c), ") at row ", r,
-                             ", column ", c);
+  // One pass over a contiguous M; the row-by-row search only runs when it has failed.
+  if (M.outerStride() == M.cols() && kernels::all_finite(M.data(), M.size())) return;
+  for (index r = 0; r < M.rows(); ++r) nn_check_finite_row<T>(where, what, M, r);
 }
 
 /// f(const T* in..., T* out, n) over matrices of one shape: one call per chunk of the flat

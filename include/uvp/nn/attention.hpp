@@ -29,31 +29,18 @@
 #include <type_traits>
 #include <vector>
 
-#include "uvp/backend/cpu/elementwise.hpp"
 #include "uvp/backend/tags.hpp"
 #include "uvp/core/check.hpp"
 #include "uvp/core/error.hpp"
 #include "uvp/core/init.hpp"
 #include "uvp/core/random.hpp"
 #include "uvp/core/tensor.hpp"
-#include "uvp/detail/aligned_allocator.hpp"
+#include "uvp/detail/sequence_batch.hpp"
 #include "uvp/detail/simd_compat.hpp"
 #include "uvp/detail/simd_math.hpp"
 #include "uvp/nn/module.hpp"
 
 namespace uvp::detail {
-
-/// A row-major view with a row stride: one head's columns of the fused Q|K|V matrix.
-template <class T>
-using AttentionHeadView = Eigen::Map<Matrix<T>, 0, Eigen::OuterStride<>>;
-template <class T>
-using ConstAttentionHeadView = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
-
-/// Grows v to at least n elements; never shrinks, so buffers settle after the first calls.
-template <class V>
-void attention_grow(V& v, index n) {
-  if (static_cast<index>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
-}
 
 /// Softmax of row[0, m) in place (m >= 1); row[m, n) is set to 0 (masked keys). One SIMD pass
 /// each for the max, exp-and-sum and scale; the last m % W elements go through a stack batch
@@ -97,27 +84,6 @@ void attention_softmax_row(T* row, index m, index n) noexcept {
   std::fill(row + m, row + n, T(0));
 }
 
-/// Checks a batch of sequences: X (batch * seq_len) x cols, lengths empty or batch values in
-/// [1, seq_len]. Shared by the sequence blocks' forward functions.
-template <class T>
-void attention_check_sequences(const char* where, ConstMatrixRef<T> X, index cols, index batch,
-                          index seq_len, Span<const index> lengths) {
-  if (batch < 1) raise<invalid_argument>(where, ": batch must be >= 1, got ", batch);
-  if (seq_len < 1) raise<invalid_argument>(where, ": seq_len must be >= 1, got ", seq_len);
-  if (X.rows() != batch * seq_len)
-    raise<shape_error>(where, ": X has ", X.rows(), " rows, expected batch * seq_len = ", batch * seq_len);
-  check_cols(where, "X", X.cols(), cols);
-  if (lengths.empty()) return;
-  check_size(where, "lengths", lengths.size(), batch);
-  for (index b = 0; b < batch; ++b) {
-    if (lengths[b] < 1)
-      raise<invalid_argument>(where, ": lengths[", b, "] = ", lengths[b],
-                              " must be >= 1 (a length of 0 masks every position)");
-    if (lengths[b] > seq_len)
-      raise<out_of_range_error>(where, ": lengths[", b, "] = ", lengths[b], " exceeds seq_len = ", seq_len);
-  }
-}
-
 }  // namespace uvp::detail
 
 namespace uvp::nn {
@@ -131,7 +97,7 @@ class MultiHeadSelfAttention : public Block<T> {
                 "uvp::nn::MultiHeadSelfAttention: only the uvp::cpu backend is implemented; use "
                 "MultiHeadSelfAttention<T, uvp::cpu>");
 
-  using Buffer = std::vector<T, uvp::detail::aligned_allocator<T>>;
+  using Buffer = uvp::detail::AlignedBuffer<T>;
 
  public:
   /// What forward saves for backward, plus backward's scratch. Owned by the caller (one per
@@ -192,13 +158,13 @@ class MultiHeadSelfAttention : public Block<T> {
   void forward(ConstMatrixRef<T> X, index batch, index seq_len, Span<const index> lengths,
                MatrixRef<T> Y, Context& ctx) const {
     constexpr const char* where = "uvp::nn::MultiHeadSelfAttention::forward";
-    uvp::detail::attention_check_sequences<T>(where, X, embed_, batch, seq_len, lengths);
+    uvp::detail::check_sequence_batch<T>(where, X, embed_, batch, seq_len, lengths);
     uvp::detail::check_shape(where, "Y", Y.rows(), Y.cols(), X.rows(), embed_);
     prepare(ctx, batch, seq_len, lengths);
     const index nv = ctx.valid_, E = embed_, E3 = 3 * embed_;
     MatrixView<T> x(ctx.x_.data(), nv, E);
     gather(ctx, X, x);
-    check_finite_rows(where, "X", x, ctx);
+    uvp::detail::check_finite_steps<T>(where, "X", X, batch, seq_len, as_span(ctx.lengths_));
 
     const index L = seq_len;
     const T* const x_data = ctx.x_.data();
@@ -274,20 +240,6 @@ class MultiHeadSelfAttention : public Block<T> {
     return {this->grads(this->tensors()[t]).data(), n};
   }
 
-  // Throws uvp::numeric_error naming the row of the caller's (padded) matrix.
-  static void check_finite_rows(const char* where, const char* what, const MatrixView<T>& packed,
-                                const Context& ctx) {
-    if (kernels::all_finite(packed.data(), packed.size())) return;
-    for (index b = 0; b < ctx.batch_; ++b)
-      for (index t = 0; t < ctx.lengths_[static_cast<std::size_t>(b)]; ++t)
-        for (index c = 0; c < packed.cols(); ++c) {
-          const T v = packed(ctx.offsets_[static_cast<std::size_t>(b)] + t, c);
-          if (!std::isfinite(v))
-            uvp::detail::raise<numeric_error>(where, ": ", what, " has a non-finite value (", v, ") at row ",
-                                              b * ctx.seq_len_ + t, ", column ", c);
-        }
-  }
-
   // Valid rows of a padded (batch * seq_len) matrix -> packed rows.
   static void gather(const Context& ctx, const ConstMatrixRef<T>& padded, MatrixView<T>& packed) {
     for (index b = 0; b < ctx.batch_; ++b)
@@ -311,10 +263,10 @@ class MultiHeadSelfAttention : public Block<T> {
       ctx.pslot_[b + 1] = ctx.pslot_[b] + nheads_ * n * n;
     }
     const index nv = ctx.valid_ = ctx.offsets_[nb];
-    uvp::detail::attention_grow(ctx.x_, nv * embed_);
-    uvp::detail::attention_grow(ctx.qkv_, nv * 3 * embed_);
-    uvp::detail::attention_grow(ctx.o_, nv * embed_);
-    uvp::detail::attention_grow(ctx.probs_, ctx.pslot_[nb]);
+    uvp::detail::grow(ctx.x_, nv * embed_);
+    uvp::detail::grow(ctx.qkv_, nv * 3 * embed_);
+    uvp::detail::grow(ctx.o_, nv * embed_);
+    uvp::detail::grow(ctx.probs_, ctx.pslot_[nb]);
   }
 
   // Work above which the per-(sequence, head) loops fork (a fork costs a few microseconds).
@@ -328,13 +280,13 @@ class MultiHeadSelfAttention : public Block<T> {
     const index n = ctx.lengths_[static_cast<std::size_t>(b)], first = ctx.offsets_[static_cast<std::size_t>(b)];
     const T scale = T(1) / std::sqrt(T(d));
     const T* base = ctx.qkv_.data() + first * E3 + h * d;
-    const uvp::detail::ConstAttentionHeadView<T> Q(base, n, d, Eigen::OuterStride<>(E3));
-    const uvp::detail::ConstAttentionHeadView<T> K(base + E, n, d, Eigen::OuterStride<>(E3));
-    const uvp::detail::ConstAttentionHeadView<T> V(base + 2 * E, n, d, Eigen::OuterStride<>(E3));
+    const uvp::detail::ConstStridedView<T> Q(base, n, d, Eigen::OuterStride<>(E3));
+    const uvp::detail::ConstStridedView<T> K(base + E, n, d, Eigen::OuterStride<>(E3));
+    const uvp::detail::ConstStridedView<T> V(base + 2 * E, n, d, Eigen::OuterStride<>(E3));
     MatrixView<T> P(ctx.probs_.data() + ctx.pslot_[static_cast<std::size_t>(b)] + h * n * n, n, n);
     P.noalias() = (scale * Q) * K.transpose();
     for (index i = 0; i < n; ++i) uvp::detail::attention_softmax_row(P.data() + i * n, causal_ ? i + 1 : n, n);
-    uvp::detail::AttentionHeadView<T> O(ctx.o_.data() + first * E + h * d, n, d, Eigen::OuterStride<>(E));
+    uvp::detail::StridedView<T> O(ctx.o_.data() + first * E + h * d, n, d, Eigen::OuterStride<>(E));
     O.noalias() = P * V;
   }
 
@@ -347,14 +299,14 @@ class MultiHeadSelfAttention : public Block<T> {
     const index at = first * E3 + h * d;
     const T* qkv = ctx.qkv_.data();
     T* dqkv = ctx.dqkv_.data();
-    const uvp::detail::ConstAttentionHeadView<T> Q(qkv + at, n, d, Eigen::OuterStride<>(E3));
-    const uvp::detail::ConstAttentionHeadView<T> K(qkv + at + E, n, d, Eigen::OuterStride<>(E3));
-    const uvp::detail::ConstAttentionHeadView<T> V(qkv + at + 2 * E, n, d, Eigen::OuterStride<>(E3));
+    const uvp::detail::ConstStridedView<T> Q(qkv + at, n, d, Eigen::OuterStride<>(E3));
+    const uvp::detail::ConstStridedView<T> K(qkv + at + E, n, d, Eigen::OuterStride<>(E3));
+    const uvp::detail::ConstStridedView<T> V(qkv + at + 2 * E, n, d, Eigen::OuterStride<>(E3));
     const ConstMatrixView<T> P(ctx.probs_.data() + slot, n, n);
-    const uvp::detail::ConstAttentionHeadView<T> dO(ctx.d_o_.data() + first * E + h * d, n, d, Eigen::OuterStride<>(E));
-    uvp::detail::AttentionHeadView<T> dQ(dqkv + at, n, d, Eigen::OuterStride<>(E3));
-    uvp::detail::AttentionHeadView<T> dK(dqkv + at + E, n, d, Eigen::OuterStride<>(E3));
-    uvp::detail::AttentionHeadView<T> dV(dqkv + at + 2 * E, n, d, Eigen::OuterStride<>(E3));
+    const uvp::detail::ConstStridedView<T> dO(ctx.d_o_.data() + first * E + h * d, n, d, Eigen::OuterStride<>(E));
+    uvp::detail::StridedView<T> dQ(dqkv + at, n, d, Eigen::OuterStride<>(E3));
+    uvp::detail::StridedView<T> dK(dqkv + at + E, n, d, Eigen::OuterStride<>(E3));
+    uvp::detail::StridedView<T> dV(dqkv + at + 2 * E, n, d, Eigen::OuterStride<>(E3));
     MatrixView<T> dS(ctx.dprobs_.data() + slot, n, n);
 
     dV.noalias() = P.transpose() * dO;
@@ -389,15 +341,15 @@ class MultiHeadSelfAttention : public Block<T> {
   // dX may be null (no input gradient wanted).
   void backward_impl(const char* where, ConstMatrixRef<T> X, ConstMatrixRef<T> dY, Context& ctx, MatrixRef<T>* dX) {
     const index nv = ctx.valid_, E = embed_, E3 = 3 * embed_, L = ctx.seq_len_, batch = ctx.batch_;
-    uvp::detail::attention_grow(ctx.dy_, nv * E);
-    uvp::detail::attention_grow(ctx.d_o_, nv * E);
-    uvp::detail::attention_grow(ctx.dqkv_, nv * E3);
-    uvp::detail::attention_grow(ctx.dprobs_, ctx.pslot_[static_cast<std::size_t>(batch)]);
+    uvp::detail::grow(ctx.dy_, nv * E);
+    uvp::detail::grow(ctx.d_o_, nv * E);
+    uvp::detail::grow(ctx.dqkv_, nv * E3);
+    uvp::detail::grow(ctx.dprobs_, ctx.pslot_[static_cast<std::size_t>(batch)]);
 
     // Only the valid rows of dY: padded ones carry no gradient, whatever the caller left there.
     MatrixView<T> dy(ctx.dy_.data(), nv, E);
     gather(ctx, dY, dy);
-    check_finite_rows(where, "dY", dy, ctx);
+    uvp::detail::check_finite_steps<T>(where, "dY", dY, batch, L, as_span(ctx.lengths_));
 
     const T* const dy_data = ctx.dy_.data();
     T* const d_o_data = ctx.d_o_.data();

@@ -37,9 +37,8 @@
 #include "uvp/core/init.hpp"
 #include "uvp/core/random.hpp"
 #include "uvp/core/tensor.hpp"
-#include "uvp/detail/aligned_allocator.hpp"
+#include "uvp/detail/sequence_batch.hpp"
 #include "uvp/nn/module.hpp"
-#include "uvp/nn/pooling.hpp"
 
 namespace uvp::nn {
 
@@ -55,7 +54,7 @@ class Conv1d : public Block<T> {
   static_assert(std::is_same_v<Backend, cpu>,
                 "uvp::nn::Conv1d: only the uvp::cpu backend is implemented; use Conv1d<T, uvp::cpu>");
 
-  using Buffer = std::vector<T, uvp::detail::aligned_allocator<T>>;
+  using Buffer = uvp::detail::AlignedBuffer<T>;
 
  public:
   using backend_type = Backend;
@@ -135,10 +134,10 @@ class Conv1d : public Block<T> {
   void forward(ConstMatrixRef<T> X, index batch, index seq_len, Span<const index> lengths, MatrixRef<T> Y,
                Context& ctx) const {
     constexpr const char* where = "uvp::nn::Conv1d::forward";
-    uvp::detail::check_seq_batch_1d<T>(where, X, in_, batch, seq_len, lengths);
+    uvp::detail::check_sequence_batch<T>(where, X, in_, batch, seq_len, lengths);
     const index lout = output_length(seq_len);
     uvp::detail::check_shape(where, "Y", Y.rows(), Y.cols(), batch * lout, out_);
-    uvp::detail::check_finite_steps_1d<T>(where, "X", X, batch, seq_len, lengths);
+    uvp::detail::check_finite_steps<T>(where, "X", X, batch, seq_len, lengths);
     prepare(where, ctx, batch, seq_len, lout, lengths);
 
     const index K = k_ * in_, rows = batch * lout;
@@ -186,11 +185,6 @@ class Conv1d : public Block<T> {
   }
 
  private:
-  static T* grow(Buffer& b, index n) {
-    if (static_cast<std::size_t>(n) > b.size()) b.resize(static_cast<std::size_t>(n));
-    return b.data();
-  }
-
   void prepare(const char* where, Context& ctx, index batch, index seq_len, index lout,
                Span<const index> lengths) const {
     ctx.batch_ = batch;
@@ -209,8 +203,8 @@ class Conv1d : public Block<T> {
       ctx.lengths_[static_cast<std::size_t>(b)] = n;
       ctx.out_lengths_[static_cast<std::size_t>(b)] = (n + 2 * padding_ - k_) / stride_ + 1;
     }
-    grow(ctx.cols_, batch * lout * k_ * in_);
-    grow(ctx.w2_, out_ * k_ * in_);
+    uvp::detail::grow(ctx.cols_, batch * lout * k_ * in_);
+    uvp::detail::grow(ctx.w2_, out_ * k_ * in_);
   }
 
   /// Patch row b * L_out + t, block j: X row b * L + (t s - p + j), or zeros outside [0, n_b) and
@@ -251,7 +245,7 @@ class Conv1d : public Block<T> {
       uvp::detail::raise<invalid_argument>(where, ": the context holds no forward pass (call forward first)");
     uvp::detail::check_shape(where, "X", X.rows(), X.cols(), ctx.batch_ * ctx.seq_len_, in_);
     uvp::detail::check_shape(where, "dY", dY.rows(), dY.cols(), ctx.batch_ * ctx.out_len_, out_);
-    uvp::detail::check_finite_steps_1d<T>(where, "dY", dY, ctx.batch_, ctx.out_len_, ctx.output_lengths());
+    uvp::detail::check_finite_steps<T>(where, "dY", dY, ctx.batch_, ctx.out_len_, ctx.output_lengths());
   }
 
   void backward_impl(const ConstMatrixRef<T>& dY, MatrixRef<T>* dX, Context& ctx) {
@@ -261,7 +255,7 @@ class Conv1d : public Block<T> {
     const T* dy_data = dY.data();
     index dy_ld = dY.outerStride();
     if (ctx.has_lengths_) {
-      MatrixView<T> masked(grow(ctx.dy_, rows * out_), rows, out_);
+      MatrixView<T> masked(uvp::detail::grow(ctx.dy_, rows * out_), rows, out_);
       for (index b = 0; b < batch; ++b) {
         const index m = ctx.out_lengths_[static_cast<std::size_t>(b)];
         masked.middleRows(b * lout, m) = dY.middleRows(b * lout, m);
@@ -270,11 +264,11 @@ class Conv1d : public Block<T> {
       dy_data = masked.data();
       dy_ld = out_;
     }
-    const Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>> dy(dy_data, rows, out_, Eigen::OuterStride<>(dy_ld));
+    const uvp::detail::ConstStridedView<T> dy(dy_data, rows, out_, Eigen::OuterStride<>(dy_ld));
     const ConstMatrixView<T> A(ctx.cols_.data(), rows, K);
 
     // dW2 = dY^T A (C_out x K), then added to dW in PyTorch's (o, c, j) order.
-    MatrixView<T> dW2(grow(ctx.dw2_, out_ * K), out_, K);
+    MatrixView<T> dW2(uvp::detail::grow(ctx.dw2_, out_ * K), out_, K);
     dW2.noalias() = dy.transpose() * A;
     T* gw = this->grads(this->tensors()[weight_]).data();
     for (index o = 0; o < out_; ++o)
@@ -287,7 +281,7 @@ class Conv1d : public Block<T> {
     if (!dX) return;
 
     // dA = dY W2 (rows x K), scattered back onto the input steps each patch was read from.
-    MatrixView<T> dA(grow(ctx.dcols_, rows * K), rows, K);
+    MatrixView<T> dA(uvp::detail::grow(ctx.dcols_, rows * K), rows, K);
     dA.noalias() = dy * ConstMatrixView<T>(ctx.w2_.data(), out_, K);
     MatrixRef<T>& dx = *dX;
     const index s = stride_, p = padding_, k = k_;

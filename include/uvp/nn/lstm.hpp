@@ -57,29 +57,14 @@
 #include "uvp/core/parallel.hpp"
 #include "uvp/core/random.hpp"
 #include "uvp/core/tensor.hpp"
-#include "uvp/detail/aligned_allocator.hpp"
 #include "uvp/detail/elementwise_math.hpp"
 #include "uvp/detail/nn_rows.hpp"
+#include "uvp/detail/sequence_batch.hpp"
 #include "uvp/detail/simd_compat.hpp"
 #include "uvp/detail/simd_math.hpp"
 #include "uvp/nn/module.hpp"
 
 namespace uvp::detail {
-
-template <class T>
-using LstmBuffer = std::vector<T, aligned_allocator<T>>;
-/// Row-major views with a row stride: step t of every sequence in a batch-first buffer.
-template <class T>
-using LstmStrided = Eigen::Map<Matrix<T>, 0, Eigen::OuterStride<>>;
-template <class T>
-using LstmConstStrided = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
-
-/// Grows v to at least n elements (never shrinks) and returns its data.
-template <class V>
-auto* lstm_reserve(V& v, index n) {
-  if (static_cast<index>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
-  return v.data();
-}
 
 /// One step of one row. gates (4H): x W_ih^T + h W_hh^T on entry, the activations i f g o on
 /// exit; bias (4H) = b_ih + b_hh; c = f c_prev + i g, tc = tanh(c), h = o tc (H each).
@@ -225,26 +210,6 @@ inline index lstm_chunk_count(index batch, index work_per_sequence) noexcept {
   return std::max<index>(1, std::min({threads, by_rows, by_work}));
 }
 
-/// Checks a batch of sequences X (batch * seq_len) x cols and its lengths.
-template <class T>
-void lstm_check_sequences(const char* where, const ConstMatrixRef<T>& X, index cols, index batch, index seq_len,
-                          Span<const index> lengths) {
-  if (batch < 1) raise<invalid_argument>(where, ": batch must be >= 1, got ", batch);
-  if (seq_len < 1) raise<invalid_argument>(where, ": seq_len must be >= 1, got ", seq_len);
-  if (X.rows() != batch * seq_len)
-    raise<shape_error>(where, ": X has ", X.rows(), " rows, expected batch * seq_len = ", batch * seq_len);
-  check_cols(where, "X", X.cols(), cols);
-  if (lengths.empty()) return;
-  check_size(where, "lengths", lengths.size(), batch);
-  for (index b = 0; b < batch; ++b) {
-    if (lengths[b] == 0)
-      raise<invalid_argument>(where, ": lengths[", b, "] = 0 (a sequence needs at least one step)");
-    if (lengths[b] < 0 || lengths[b] > seq_len)
-      raise<out_of_range_error>(where, ": lengths[", b, "] = ", lengths[b], " is outside [1, seq_len = ", seq_len,
-                                "]");
-  }
-}
-
 /// A gradient argument that may be left out: empty (no rows or no columns) or exactly rows x cols.
 inline bool lstm_optional(const char* where, const char* what, index r, index c, index rows, index cols) {
   if (r == 0 || c == 0) return false;
@@ -291,7 +256,7 @@ class LstmContext {
  private:
   template <class, class>
   friend class Lstm;
-  using Buffer = uvp::detail::LstmBuffer<T>;
+  using Buffer = uvp::detail::AlignedBuffer<T>;
 
   index batch_ = 0, seq_len_ = 0, hidden_ = 0, input_ = 0, chunks_ = 1;
   bool history_ = false, initial_ = false;
@@ -317,7 +282,7 @@ class LstmCellContext {
  private:
   template <class, class>
   friend class LstmCell;
-  using Buffer = uvp::detail::LstmBuffer<T>;
+  using Buffer = uvp::detail::AlignedBuffer<T>;
 
   index batch_ = 0, hidden_ = 0, input_ = 0;
   Buffer bias_, gates_, tc_, dgates_, dc_;
@@ -377,9 +342,9 @@ class LstmCell : public Block<T> {
     uvp::detail::nn_check_finite<T>(where, "h", h);
     uvp::detail::nn_check_finite<T>(where, "c", c);
     ctx.batch_ = B, ctx.hidden_ = H, ctx.input_ = in_;
-    T* bias = uvp::detail::lstm_reserve(ctx.bias_, G4);
-    T* gates = uvp::detail::lstm_reserve(ctx.gates_, B * G4);
-    T* tc = uvp::detail::lstm_reserve(ctx.tc_, B * H);
+    T* bias = uvp::detail::grow(ctx.bias_, G4);
+    T* gates = uvp::detail::grow(ctx.gates_, B * G4);
+    T* tc = uvp::detail::grow(ctx.tc_, B * H);
     sum_biases(bias);
     if (B == 0) return;
     MatrixView<T> G(gates, B, G4);
@@ -409,8 +374,8 @@ class LstmCell : public Block<T> {
     uvp::detail::check_shape(where, "dh", dh.rows(), dh.cols(), B, H);
     uvp::detail::check_shape(where, "dc", dc.rows(), dc.cols(), B, H);
     if (B == 0) return;
-    T* dG = uvp::detail::lstm_reserve(ctx.dgates_, B * G4);
-    T* dcw = uvp::detail::lstm_reserve(ctx.dc_, B * H);
+    T* dG = uvp::detail::grow(ctx.dgates_, B * G4);
+    T* dcw = uvp::detail::grow(ctx.dc_, B * H);
     for (index r = 0; r < B; ++r) {
       T* d = dcw + r * H;
       if (has_dc)
@@ -539,8 +504,8 @@ class Lstm : public Block<T> {
   }
 
  private:
-  using Strided = uvp::detail::LstmStrided<T>;
-  using ConstStrided = uvp::detail::LstmConstStrided<T>;
+  using Strided = uvp::detail::StridedView<T>;
+  using ConstStrided = uvp::detail::ConstStridedView<T>;
   /// forward_last works on blocks of sequences whose input projections (seq_len x 4H each) fit
   /// in about this many bytes, so that they are still in cache when the steps read them.
   static constexpr index block_bytes = index(1) << 20;
@@ -558,7 +523,8 @@ class Lstm : public Block<T> {
   void run(const char* where, const ConstMatrixRef<T>& X, index batch, index seq_len, Span<const index> lengths,
            const ConstMatrixRef<T>* h0, const ConstMatrixRef<T>* c0, Context& ctx, bool history) const {
     const index H = hid_, G4 = 4 * hid_, S = seq_len;
-    uvp::detail::lstm_check_sequences<T>(where, X, in_, batch, seq_len, lengths);
+    uvp::detail::check_sequence_batch<T>(where, X, in_, batch, seq_len, lengths,
+                                         uvp::detail::LengthsWording::steps);
     if (h0) {
       uvp::detail::check_shape(where, "h0", h0->rows(), h0->cols(), batch, H);
       uvp::detail::check_shape(where, "c0", c0->rows(), c0->cols(), batch, H);
@@ -571,28 +537,28 @@ class Lstm : public Block<T> {
     ctx.history_ = false;  // until this call has completed
     ctx.batch_ = batch, ctx.seq_len_ = S, ctx.hidden_ = H, ctx.input_ = in_;
     ctx.initial_ = h0 != nullptr;
-    index* len = uvp::detail::lstm_reserve(ctx.lengths_, batch);
+    index* len = uvp::detail::grow(ctx.lengths_, batch);
     for (index b = 0; b < batch; ++b) len[b] = lengths.empty() ? S : lengths[b];
-    T* bias = uvp::detail::lstm_reserve(ctx.bias_, G4);
+    T* bias = uvp::detail::grow(ctx.bias_, G4);
     {
       const T *a = value(t_.b_ih), *b = value(t_.b_hh);
       for (index j = 0; j < G4; ++j) bias[j] = a[j] + b[j];
     }
-    uvp::detail::lstm_reserve(ctx.zeros_, H);
+    uvp::detail::grow(ctx.zeros_, H);
     std::fill_n(ctx.zeros_.data(), H, T(0));
-    T* hn = uvp::detail::lstm_reserve(ctx.hn_, batch * H);
-    T* cn = uvp::detail::lstm_reserve(ctx.cn_, batch * H);
+    T* hn = uvp::detail::grow(ctx.hn_, batch * H);
+    T* cn = uvp::detail::grow(ctx.cn_, batch * H);
     if (h0) {
-      MatrixView<T>(uvp::detail::lstm_reserve(ctx.h0_, batch * H), batch, H) = *h0;
-      MatrixView<T>(uvp::detail::lstm_reserve(ctx.c0_, batch * H), batch, H) = *c0;
+      MatrixView<T>(uvp::detail::grow(ctx.h0_, batch * H), batch, H) = *h0;
+      MatrixView<T>(uvp::detail::grow(ctx.c0_, batch * H), batch, H) = *c0;
     }
     const index chunks = uvp::detail::lstm_chunk_count(batch, S * G4 * (H + in_));
     ctx.chunks_ = chunks;
     if (history) {
-      uvp::detail::lstm_reserve(ctx.gates_, batch * S * G4);
-      uvp::detail::lstm_reserve(ctx.c_, batch * S * H);
-      uvp::detail::lstm_reserve(ctx.tc_, batch * S * H);
-      uvp::detail::lstm_reserve(ctx.h_, batch * S * H);
+      uvp::detail::grow(ctx.gates_, batch * S * G4);
+      uvp::detail::grow(ctx.c_, batch * S * H);
+      uvp::detail::grow(ctx.tc_, batch * S * H);
+      uvp::detail::grow(ctx.h_, batch * S * H);
       uvp::detail::lstm_for_chunks(chunks, [&](index k) {
         forward_chunk(X, batch * k / chunks, batch * (k + 1) / chunks, ctx);
       });
@@ -605,7 +571,7 @@ class Lstm : public Block<T> {
     } else {
       const index per_block = std::max<index>(1, block_bytes / index(sizeof(T) * S * G4));
       const index block = std::min(per_block, (batch + chunks - 1) / chunks);
-      uvp::detail::lstm_reserve(ctx.xp_, chunks * block * S * G4);
+      uvp::detail::grow(ctx.xp_, chunks * block * S * G4);
       uvp::detail::lstm_for_chunks(chunks, [&](index k) {
         infer_chunk(X, batch * k / chunks, batch * (k + 1) / chunks, block,
                     ctx.xp_.data() + k * block * S * G4, ctx);
@@ -693,15 +659,15 @@ class Lstm : public Block<T> {
     const bool has_last = uvp::detail::lstm_optional(where, "dh_last", dh_last.rows(), dh_last.cols(), B, H);
     if (!has_dH && !has_last)
       uvp::detail::raise<invalid_argument>(where, ": dH and dh_last are both empty (nothing to backpropagate)");
-    T* dG = uvp::detail::lstm_reserve(ctx.dgates_, N * G4);
-    uvp::detail::lstm_reserve(ctx.dh_, B * H);
-    uvp::detail::lstm_reserve(ctx.dc_, B * H);
+    T* dG = uvp::detail::grow(ctx.dgates_, N * G4);
+    uvp::detail::grow(ctx.dh_, B * H);
+    uvp::detail::grow(ctx.dc_, B * H);
     const index chunks = ctx.chunks_, I = in_;
-    T* db = uvp::detail::lstm_reserve(ctx.dbias_, chunks * G4);
+    T* db = uvp::detail::grow(ctx.dbias_, chunks * G4);
     // One thread per chunk of sequences; with several, each computes its chunk's weight
     // gradients into its own slot and the slots are summed afterwards (no GEMM shared by threads).
     const index partial = G4 * (I + H);
-    T* dw = chunks > 1 ? uvp::detail::lstm_reserve(ctx.dweights_, chunks * partial) : nullptr;
+    T* dw = chunks > 1 ? uvp::detail::grow(ctx.dweights_, chunks * partial) : nullptr;
     uvp::detail::lstm_for_chunks(chunks, [&](index k) {
       const index b0 = B * k / chunks, b1 = B * (k + 1) / chunks;
       backward_chunk(b0, b1, has_dH ? &dH : nullptr, has_last ? &dh_last : nullptr, db + k * G4, ctx);

@@ -16,54 +16,15 @@
 // is const and thread-safe.
 #pragma once
 
-#include <cmath>
 #include <type_traits>
 #include <vector>
 
-#include "uvp/backend/cpu/elementwise.hpp"
 #include "uvp/backend/tags.hpp"
 #include "uvp/core/check.hpp"
 #include "uvp/core/tensor.hpp"
+#include "uvp/detail/sequence_batch.hpp"
 
 namespace uvp::detail {
-
-/// A batch of sequences: batch, seq_len >= 1, X (batch * seq_len) x cols, lengths empty or batch
-/// values in [1, seq_len].
-template <class T>
-void check_seq_batch_1d(const char* where, const ConstMatrixRef<T>& X, index cols, index batch, index seq_len,
-                        Span<const index> lengths) {
-  if (batch < 1) raise<invalid_argument>(where, ": batch must be >= 1, got ", batch);
-  if (seq_len < 1) raise<invalid_argument>(where, ": seq_len must be >= 1, got ", seq_len);
-  if (X.rows() != batch * seq_len)
-    raise<shape_error>(where, ": X has ", X.rows(), " rows, expected batch * seq_len = ", batch * seq_len);
-  check_cols(where, "X", X.cols(), cols);
-  if (lengths.empty()) return;
-  check_size(where, "lengths", lengths.size(), batch);
-  for (index b = 0; b < batch; ++b) {
-    if (lengths[b] < 1)
-      raise<invalid_argument>(where, ": lengths[", b, "] = ", lengths[b],
-                              " must be >= 1 (a length of 0 masks every position)");
-    if (lengths[b] > seq_len)
-      raise<out_of_range_error>(where, ": lengths[", b, "] = ", lengths[b], " exceeds seq_len = ", seq_len);
-  }
-}
-
-/// uvp::numeric_error naming `what`, the row and column of the first NaN / infinity among the
-/// valid steps (padding steps are not read).
-template <class T>
-void check_finite_steps_1d(const char* where, const char* what, const ConstMatrixRef<T>& M, index batch,
-                           index seq_len, Span<const index> lengths) {
-  for (index b = 0; b < batch; ++b) {
-    const index n = lengths.empty() ? seq_len : lengths[b];
-    for (index r = b * seq_len; r < b * seq_len + n; ++r) {
-      if (kernels::all_finite(M.row(r).data(), M.cols())) continue;
-      for (index c = 0; c < M.cols(); ++c)
-        if (!std::isfinite(M(r, c)))
-          raise<numeric_error>(where, ": ", what, " has a non-finite value (", M(r, c), ") at row ", r,
-                               ", column ", c);
-    }
-  }
-}
 
 /// batch = dY.rows() >= 1, dX (batch * L) x C with L >= 1: the backward shapes of a global pool.
 inline index check_pool_backward_1d(const char* where, index dy_rows, index dy_cols, index dx_rows,
@@ -95,10 +56,10 @@ class GlobalMaxPool1d {
                Span<index> argmax) const {
     constexpr const char* where = "uvp::nn::GlobalMaxPool1d::forward";
     const index C = X.cols();
-    uvp::detail::check_seq_batch_1d<T>(where, X, C, batch, seq_len, lengths);
+    uvp::detail::check_sequence_batch<T>(where, X, C, batch, seq_len, lengths);
     uvp::detail::check_shape(where, "Y", Y.rows(), Y.cols(), batch, C);
     uvp::detail::check_size(where, "argmax", argmax.size(), batch * C);
-    uvp::detail::check_finite_steps_1d<T>(where, "X", X, batch, seq_len, lengths);
+    uvp::detail::check_finite_steps<T>(where, "X", X, batch, seq_len, lengths);
     for (index b = 0; b < batch; ++b) {
       const index n = lengths.empty() ? seq_len : lengths[b], r0 = b * seq_len;
       T* y = Y.row(b).data();
@@ -162,9 +123,9 @@ class GlobalMeanPool1d {
   void forward(ConstMatrixRef<T> X, index batch, index seq_len, Span<const index> lengths, MatrixRef<T> Y) const {
     constexpr const char* where = "uvp::nn::GlobalMeanPool1d::forward";
     const index C = X.cols();
-    uvp::detail::check_seq_batch_1d<T>(where, X, C, batch, seq_len, lengths);
+    uvp::detail::check_sequence_batch<T>(where, X, C, batch, seq_len, lengths);
     uvp::detail::check_shape(where, "Y", Y.rows(), Y.cols(), batch, C);
-    uvp::detail::check_finite_steps_1d<T>(where, "X", X, batch, seq_len, lengths);
+    uvp::detail::check_finite_steps<T>(where, "X", X, batch, seq_len, lengths);
     for (index b = 0; b < batch; ++b) {
       const index n = lengths.empty() ? seq_len : lengths[b];
       auto y = Y.row(b);
@@ -187,7 +148,7 @@ class GlobalMeanPool1d {
     constexpr const char* where = "uvp::nn::GlobalMeanPool1d::backward";
     const index batch = dY.rows();
     const index L = uvp::detail::check_pool_backward_1d(where, batch, dY.cols(), dX.rows(), dX.cols());
-    uvp::detail::check_seq_batch_1d<T>(where, dX, dX.cols(), batch, L, lengths);
+    uvp::detail::check_sequence_batch<T>(where, dX, dX.cols(), batch, L, lengths);
     for (index b = 0; b < batch; ++b) {
       const index n = lengths.empty() ? L : lengths[b];
       const T inv = T(1) / T(n);

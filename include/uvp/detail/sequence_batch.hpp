@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: Apache-2.0
+// Internals shared by the sequence blocks of uvp::nn (MultiHeadSelfAttention, Lstm, Conv1d,
+// GlobalMaxPool1d / GlobalMeanPool1d): the argument checks of a batch of sequences, the finite
+// check of its valid steps, grow-only buffers and strided row-major views.
+//
+//   X  (batch * seq_len) x cols, row b * seq_len + t (batch-first)
+//   lengths  empty (every sequence has seq_len steps) or batch values n_b in [1, seq_len];
+//            rows t >= n_b of sequence b are padding
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "uvp/core/check.hpp"
+#include "uvp/core/error.hpp"
+#include "uvp/core/tensor.hpp"
+#include "uvp/detail/aligned_allocator.hpp"
+#include "uvp/detail/nn_rows.hpp"
+
+namespace uvp::detail {
+
+/// A cache-line aligned workspace (what the SIMD kernels read best).
+template <class T>
+using AlignedBuffer = std::vector<T, aligned_allocator<T>>;
+
+/// Row-major views with a row stride: one head's columns of a fused matrix, or step t of every
+/// sequence of a batch-first buffer.
+template <class T>
+using StridedView = Eigen::Map<Matrix<T>, 0, Eigen::OuterStride<>>;
+template <class T>
+using ConstStridedView = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
+
+/// Grows v to at least n elements and returns its data. Never shrinks, so a caller's buffers
+/// settle after the first call of the largest shape and later calls allocate nothing.
+template <class V>
+auto* grow(V& v, index n) {
+  if (static_cast<index>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
+  return v.data();
+}
+
+/// How check_sequence_batch words a bad entry of lengths. The blocks were written with two
+/// wordings and their tests (and users) match on them, so both are kept:
+///   masks  (attention, pooling, conv1d): n_b < 1 -> invalid_argument "... must be >= 1 (a length
+///          of 0 masks every position)"; n_b > seq_len -> out_of_range_error "... exceeds seq_len"
+///   steps  (Lstm): n_b = 0 -> invalid_argument "... (a sequence needs at least one step)";
+///          n_b < 0 or > seq_len -> out_of_range_error "... is outside [1, seq_len = S]"
+enum class LengthsWording { masks, steps };
+
+/// Checks a batch of sequences: batch, seq_len >= 1, X (batch * seq_len) x cols, lengths empty
+/// or batch values in [1, seq_len]. `where` names the caller in every message.
+template <class T>
+void check_sequence_batch(const char* where, const ConstMatrixRef<T>& X, index cols, index batch, index seq_len,
+                          Span<const index> lengths, LengthsWording wording = LengthsWording::masks) {
+  if (batch < 1) raise<invalid_argument>(where, ": batch must be >= 1, got ", batch);
+  if (seq_len < 1) raise<invalid_argument>(where, ": seq_len must be >= 1, got ", seq_len);
+  if (X.rows() != batch * seq_len)
+    raise<shape_error>(where, ": X has ", X.rows(), " rows, expected batch * seq_len = ", batch * seq_len);
+  check_cols(where, "X", X.cols(), cols);
+  if (lengths.empty()) return;
+  check_size(where, "lengths", lengths.size(), batch);
+  for (index b = 0; b < batch; ++b) {
+    const index n = lengths[b];
+    if (wording == LengthsWording::steps) {
+      if (n == 0) raise<invalid_argument>(where, ": lengths[", b, "] = 0 (a sequence needs at least one step)");
+      if (n < 0 || n > seq_len)
+        raise<out_of_range_error>(where, ": lengths[", b, "] = ", n, " is outside [1, seq_len = ", seq_len, "]");
+    } else {
+      if (n < 1)
+        raise<invalid_argument>(where, ": lengths[", b, "] = ", n,
+                                " must be >= 1 (a length of 0 masks every position)");
+      if (n > seq_len)
+        raise<out_of_range_error>(where, ": lengths[", b, "] = ", n, " exceeds seq_len = ", seq_len);
+    }
+  }
+}
+
+/// uvp::numeric_error naming `what`, the row and column of the first NaN / infinity among the
+/// valid steps of M ((batch * seq_len) x cols); padding steps are not read.
+template <class T>
+void check_finite_steps(const char* where, const char* what, const ConstMatrixRef<T>& M, index batch,
+                        index seq_len, Span<const index> lengths) {
+  for (index b = 0; b < batch; ++b) {
+    const index n = lengths.empty() ? seq_len : lengths[b];
+    for (index r = b * seq_len; r < b * seq_len + n; ++r) nn_check_finite_row<T>(where, what, M, r);
+  }
+}
+
+}  // namespace uvp::detail
