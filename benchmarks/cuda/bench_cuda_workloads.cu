@@ -3,7 +3,11 @@
 //
 //   W2   training step: Embedding(10000, 32) -> Lstm(32, 64) -> last hidden -> Dense(64, 1)
 //        -> BCE with logits -> Adam on every block; batch 64, seq len 50, random lengths in [1, 50]
-//   W3   attention training step: skipped (MultiHeadSelfAttention<T, uvp::cuda> is not written)
+//   W3   attention training step: Embedding(10000, 64, padding_idx 0) -> MultiHeadSelfAttention(64, 4)
+//        with the key-padding mask of each length -> mean over the valid steps -> Dense(64, 1)
+//        -> BCE with logits -> Adam on every block; batch 32, seq len 50, lengths in [5, 50]
+//        (the CPU W3's shapes; the batch is drawn here, not benchmarks/support/w3_data.hpp,
+//        which needs Eigen)
 //   W4b  batch scoring: the W2 model, forward_last + sigmoid + copy of the scores to the host;
 //        batch 1024, seq len 50; sequences per second
 //   W6   1024 x 1024 x 1024 GEMM through cuBLAS (uvp::cuda_backend::gemm), float and double
@@ -24,6 +28,7 @@
 #include <vector>
 
 #include "uvp/backend/cuda/adam.cuh"
+#include "uvp/backend/cuda/attention.cuh"
 #include "uvp/backend/cuda/blas.cuh"
 #include "uvp/backend/cuda/dense.cuh"
 #include "uvp/backend/cuda/device.cuh"
@@ -126,6 +131,84 @@ void w2(int reps) {
               s * 1e3, reps, loss);
 }
 
+/// Mean over the valid steps of each sequence: P[b] = sum_{t < n_b} A[b L + t] / n_b (forward),
+/// dA[b L + t] = dP[b] / n_b for t < n_b, else 0 (backward). One thread per (b, column).
+__global__ void mean_pool_kernel(const float* A, float* P, const index* len, index B, index L, index E) {
+  const index k = static_cast<index>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (k >= B * E) return;
+  const index b = k / E, c = k % E;
+  float acc = 0;
+  for (index t = 0; t < len[b]; ++t) acc += A[(b * L + t) * E + c];
+  P[k] = acc / static_cast<float>(len[b]);
+}
+__global__ void mean_pool_backward_kernel(const float* dP, float* dA, const index* len, index B, index L, index E) {
+  const index k = static_cast<index>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (k >= B * L * E) return;
+  const index r = k / E, b = r / L, t = r % L;
+  dA[k] = t < len[b] ? dP[b * E + k % E] / static_cast<float>(len[b]) : 0.0f;
+}
+
+void w3(int reps) {
+  constexpr index B = 32, L = 50, D = 64, H = 4, N = B * L, kMinLen = 5;
+  cb::Stream stream;
+  Rng rng;
+  uvp::nn::Embedding<float, uvp::cuda> emb(kVocab, D, 0, stream.get());
+  {
+    std::vector<float> table(static_cast<std::size_t>(kVocab * D));
+    for (auto& v : table) v = static_cast<float>(rng.uniform(-1, 1));
+    for (index c = 0; c < D; ++c) table[static_cast<std::size_t>(c)] = 0;  // padding_idx 0
+    emb.set_values("weight", table.data(), kVocab * D);
+  }
+  uvp::nn::MultiHeadSelfAttention<float, uvp::cuda> mha(D, H, rng, false, stream.get());
+  uvp::nn::Dense<float, uvp::cuda> head(D, 1, rng, true, stream.get());
+  mha.check_finite(false);  // the inputs come from the embedding: no read-back
+  head.check_finite(false);
+  std::mt19937_64 g(11);
+  std::uniform_int_distribution<index> len_d(kMinLen, L), id_d(1, kVocab - 1);
+  std::vector<index> ids_h, lengths;
+  std::vector<float> labels_h;
+  for (index b = 0; b < B; ++b) {
+    const index n = len_d(g);
+    lengths.push_back(n);
+    for (index t = 0; t < L; ++t) ids_h.push_back(t < n ? id_d(g) : 0);
+    labels_h.push_back(static_cast<float>(g() % 2));
+  }
+  const cb::DeviceBuffer<index> ids(ids_h, stream.get());
+  const cb::DeviceBuffer<float> labels(labels_h, stream.get());
+  const cb::DeviceBuffer<index> len(lengths, stream.get());
+  cb::DeviceMatrix<float> E(N, D, stream.get()), A(N, D, stream.get()), dA(N, D, stream.get()), dE(N, D, stream.get());
+  cb::DeviceMatrix<float> P(B, D, stream.get()), dP(B, D, stream.get());
+  cb::DeviceMatrix<float> logits(B, 1, stream.get()), dlogits(B, 1, stream.get());
+  uvp::nn::MultiHeadSelfAttention<float, uvp::cuda>::Context ctx;
+  cb::Reducer reducer(stream.get());
+  uvp::AdamOptions o;
+  o.lr = 1e-3;
+  uvp::Adam<float, uvp::cuda> a_emb(o, stream.get()), a_mha(o, stream.get()), a_head(o, stream.get());
+  double loss = 0;
+  const double s = median_seconds(reps, stream, [&] {
+    emb.zero_grad(), mha.zero_grad(), head.zero_grad();
+    emb.forward(ids, E);
+    mha.forward(E, B, L, lengths, A, ctx);
+    mean_pool_kernel<<<static_cast<unsigned>((B * D + 255) / 256), 256, 0, stream.get()>>>(A.data(), P.data(),
+                                                                                          len.data(), B, L, D);
+    UVP_CUDA_CHECK(cudaGetLastError());
+    head.forward(P, logits);
+    loss = cb::bce_with_logits<float>(reducer, logits, labels, dlogits);
+    head.backward(P, dlogits, dP);
+    mean_pool_backward_kernel<<<static_cast<unsigned>((N * D + 255) / 256), 256, 0, stream.get()>>>(
+        dP.data(), dA.data(), len.data(), B, L, D);
+    UVP_CUDA_CHECK(cudaGetLastError());
+    mha.backward(E, dA, dE, ctx);
+    emb.backward(ids, dE);
+    a_emb.step(emb.parameters(), emb.grads());
+    a_mha.step(mha.parameters(), mha.grads());
+    a_head.step(head.parameters(), head.grads());
+  });
+  std::printf("W3 attention training step (batch 32, seq 50, d_model 64, 4 heads, float): %.3f ms/step (median of %d), "
+              "loss %.4f\n",
+              s * 1e3, reps, loss);
+}
+
 void w4b(int reps) {
   cb::Stream stream;
   Rng rng;
@@ -183,7 +266,7 @@ int main(int argc, char** argv) {
   }
   try {
     w2(reps);
-    std::printf("W3 skipped: MultiHeadSelfAttention<T, uvp::cuda> is not implemented yet\n");
+    w3(reps);
     w4b(reps);
     w6_one<float>(reps, "float");
     w6_one<double>(reps, "double");

@@ -7,6 +7,7 @@
 #endif
 
 #include "uvp/backend/cuda/adam.cuh"
+#include "uvp/backend/cuda/attention.cuh"
 #include "uvp/backend/cuda/blas.cuh"
 #include "uvp/backend/cuda/blas_strided.cuh"
 #include "uvp/backend/cuda/block.cuh"
