@@ -3,12 +3,12 @@
 # (benchmarks/peers/libtorch/w7_embedding.cpp) and the triad bandwidth of the same uvp run.
 # Sourced by benchmarks/compare, whose helpers it uses. One line per thread count:
 #   W7 threads=<t> uvp_gbs=<x> peer=libtorch peer_gbs=<y> ratio=<x/y> triad_gbs=<z> frac=<x/z>
-#      peer_frac=<y/z> peer_coalesced_gbs=<c> coalesced_ratio=<x/c> uvp_cpu_ms=<a>
-#      peer_cpu_ms=<b> peer_coalesced_cpu_ms=<c> same_ids=yes|no
+#      peer_frac=<y/z> peer_uncoalesced_gbs=<u> uncoalesced_ratio=<x/u> uvp_cpu_ms=<a>
+#      peer_cpu_ms=<b> peer_uncoalesced_cpu_ms=<c> same_ids=yes|no
 # GB/s = the bytes of benchmarks/support/w7_data.hpp (4 x 100,000 x 64 x 4 B) / the median time;
-# peer_gbs times torch::embedding forward + backward (whose sparse gradient is d_out itself,
-# uncoalesced), peer_coalesced_gbs the same plus grad.coalesce() (the summed rows uvp's backward
-# produces). *_cpu_ms: process CPU time per step (all threads), which a shared machine's load
+# peer_gbs times torch::embedding forward + backward + grad.coalesce() (the summed rows uvp's
+# backward produces); peer_uncoalesced_gbs without coalesce() (its sparse gradient is then d_out
+# itself: nothing scattered yet). *_cpu_ms: process CPU time per step (all threads), which a shared machine's load
 # disturbs less than the wall time.
 
 workload_W7() {
@@ -50,8 +50,11 @@ workload_W7() {
     pccpu=$(sed -n 's/.*peer_coalesced_cpu_ms=\([^ ]*\).*/\1/p' <<<"$line")
     phash=$(sed -n 's/.*ids_hash=\([^ ]*\).*/\1/p' <<<"$line")
     [[ $(fmt "$hash" 12) == "$(fmt "$phash" 12)" ]] && same=yes
-    echo "$head peer_gbs=$(fmt "$pgbs") ratio=$(div "$gbs" "$pgbs") $tail peer_frac=$(div "$pgbs" "$triad")" \
-      "peer_coalesced_gbs=$(fmt "$pcgbs") coalesced_ratio=$(div "$gbs" "$pcgbs")" \
-      "uvp_cpu_ms=$(fmt "$cpu") peer_cpu_ms=$(fmt "$pcpu") peer_coalesced_cpu_ms=$(fmt "$pccpu") same_ids=$same"
+    # The peer's figure is its coalesced gradient: the summed rows that uvp's backward produces
+    # and that any optimizer step needs. Its raw backward (d_out wrapped as an uncoalesced sparse
+    # tensor) scatters nothing yet, so its "GB/s" by the same byte count exceeds the triad.
+    echo "$head peer_gbs=$(fmt "$pcgbs") ratio=$(div "$gbs" "$pcgbs") $tail peer_frac=$(div "$pcgbs" "$triad")" \
+      "peer_uncoalesced_gbs=$(fmt "$pgbs") uncoalesced_ratio=$(div "$gbs" "$pgbs")" \
+      "uvp_cpu_ms=$(fmt "$cpu") peer_cpu_ms=$(fmt "$pccpu") peer_uncoalesced_cpu_ms=$(fmt "$pcpu") same_ids=$same"
   done
 }
