@@ -123,7 +123,7 @@ void w2(int reps) {
     m.head.backward(ctx.last_hidden(), dlogits, dlast);
     m.lstm.backward(E, none, dlast, dE, ctx);
     m.embedding.backward(ids, dE);
-    a_emb.step(m.embedding.parameters(), m.embedding.grads());
+    m.embedding.sparse_step(a_emb);
     a_lstm.step(m.lstm.parameters(), m.lstm.grads());
     a_head.step(m.head.parameters(), m.head.grads());
   });
@@ -200,7 +200,7 @@ void w3(int reps) {
     UVP_CUDA_CHECK(cudaGetLastError());
     mha.backward(E, dA, dE, ctx);
     emb.backward(ids, dE);
-    a_emb.step(emb.parameters(), emb.grads());
+    emb.sparse_step(a_emb);
     a_mha.step(mha.parameters(), mha.grads());
     a_head.step(head.parameters(), head.grads());
   });

@@ -2,10 +2,15 @@
 // CPU side of test_cuda_nn: uvp::nn::Dense and uvp::nn::Embedding on the CPU.
 #include "nn_reference.hpp"
 
+#include <algorithm>
+
 #include "uvp/core/random.hpp"
 #include "uvp/nn/dense.hpp"
 #include "uvp/nn/embedding.hpp"
 #include "uvp/nn/lstm.hpp"
+#include "uvp/nn/module.hpp"
+#include "uvp/optim/adam.hpp"
+#include "uvp/optim/sgd.hpp"
 
 namespace uvp_cuda_test {
 
@@ -116,6 +121,54 @@ template DenseRun<float> cpu_dense<float>(uvp::index, uvp::index, bool, std::uin
 template DenseRun<double> cpu_dense<double>(uvp::index, uvp::index, bool, std::uint64_t,
                                             const std::vector<double>&,
                                             const std::vector<double>&, uvp::index);
+template <class T>
+EmbeddingTrainRun<T> cpu_embedding_train(uvp::index num, uvp::index dim, uvp::index padding_idx,
+                                         std::uint64_t seed, const std::vector<uvp::index>& ids1,
+                                         const std::vector<T>& d1,
+                                         const std::vector<uvp::index>& ids2,
+                                         const std::vector<T>& d2, bool adam) {
+  uvp::Rng rng(seed);
+  uvp::nn::Embedding<T> emb(num, dim, rng, padding_idx);
+  const auto span = [](const std::vector<uvp::index>& v) {
+    return uvp::Span<const uvp::index>(v.data(), static_cast<uvp::index>(v.size()));
+  };
+  const auto mat = [dim](const std::vector<T>& v) {
+    return uvp::view(v.data(), static_cast<uvp::index>(v.size()) / dim, dim);
+  };
+  auto list = uvp::nn::blocks<T>("emb", emb);
+  uvp::Adam<T> a(embedding_adam_options());
+  uvp::Sgd<T> s(embedding_sgd_options());
+  const auto step = [&] { adam ? uvp::nn::step(a, list) : uvp::nn::step(s, list); };
+  EmbeddingTrainRun<T> r;
+  emb.backward(span(ids1), mat(d1));
+  emb.backward(span(ids2), mat(d2));
+  const auto& g = emb.sparse_grad();
+  std::vector<uvp::index> order(static_cast<std::size_t>(g.size()));
+  for (uvp::index k = 0; k < g.size(); ++k) order[static_cast<std::size_t>(k)] = k;
+  std::sort(order.begin(), order.end(), [&g](uvp::index x, uvp::index y) {
+    return g.rows[static_cast<std::size_t>(x)] < g.rows[static_cast<std::size_t>(y)];
+  });
+  for (uvp::index k : order) {
+    r.rows.push_back(g.rows[static_cast<std::size_t>(k)]);
+    const auto row = g.row(k);
+    r.values.insert(r.values.end(), row.data(), row.data() + row.size());
+  }
+  step();
+  r.table1 = to_vector(emb.values(emb.tensor("weight")));
+  emb.zero_grad();
+  emb.backward(span(ids2), mat(d2));
+  step();
+  r.table2 = to_vector(emb.values(emb.tensor("weight")));
+  return r;
+}
+
+template EmbeddingTrainRun<float> cpu_embedding_train<float>(
+    uvp::index, uvp::index, uvp::index, std::uint64_t, const std::vector<uvp::index>&,
+    const std::vector<float>&, const std::vector<uvp::index>&, const std::vector<float>&, bool);
+template EmbeddingTrainRun<double> cpu_embedding_train<double>(
+    uvp::index, uvp::index, uvp::index, std::uint64_t, const std::vector<uvp::index>&,
+    const std::vector<double>&, const std::vector<uvp::index>&, const std::vector<double>&, bool);
+
 template EmbeddingRun<float> cpu_embedding<float>(uvp::index, uvp::index, uvp::index,
                                                   std::uint64_t, const std::vector<uvp::index>&,
                                                   const std::vector<float>&);

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "uvp/core/config.hpp"
+#include "uvp/detail/adam_math.hpp"
+#include "uvp/detail/sgd_math.hpp"
 
 namespace uvp_cuda_test {
 
@@ -33,6 +35,37 @@ template <class T>
 EmbeddingRun<T> cpu_embedding(uvp::index num, uvp::index dim, uvp::index padding_idx,
                               std::uint64_t seed, const std::vector<uvp::index>& ids,
                               const std::vector<T>& d_out);
+
+/// The optimizers of cpu_embedding_train (and of the device run it is compared with).
+inline uvp::AdamOptions embedding_adam_options() {
+  uvp::AdamOptions o;
+  o.lr = 0.05;
+  o.weight_decay = 0.01;
+  return o;
+}
+inline uvp::SgdOptions embedding_sgd_options() {
+  uvp::SgdOptions o;
+  o.lr = 0.1;
+  o.momentum = 0.9;
+  o.nesterov = true;
+  return o;
+}
+
+/// A CPU Embedding(num, dim, Rng(seed), padding_idx) trained as uvp::nn::step trains it:
+/// backward(ids1, d1) then backward(ids2, d2) give the sparse gradient (rows sorted ascending,
+/// with their value rows); nn::step gives table1; zero_grad, backward(ids2, d2), nn::step give
+/// table2. adam: uvp::Adam(embedding_adam_options()), else uvp::Sgd(embedding_sgd_options()).
+template <class T>
+struct EmbeddingTrainRun {
+  std::vector<uvp::index> rows;
+  std::vector<T> values, table1, table2;
+};
+template <class T>
+EmbeddingTrainRun<T> cpu_embedding_train(uvp::index num, uvp::index dim, uvp::index padding_idx,
+                                         std::uint64_t seed, const std::vector<uvp::index>& ids1,
+                                         const std::vector<T>& d1,
+                                         const std::vector<uvp::index>& ids2,
+                                         const std::vector<T>& d2, bool adam);
 
 /// A CPU LstmCell(I, H, Rng(seed)): its weights, forward(x, h, c) and backward(dh_out, dc_out)
 /// (dc_out empty: none). B rows.

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // uvp::nn::Dense<T, uvp::cuda> and uvp::nn::Embedding<T, uvp::cuda> against the CPU blocks
 // (nn_reference.cpp) on the same weights: forward outputs, input gradients and accumulated
-// parameter gradients; weight copies from / to a host block; an optimizer step over the flat
-// device parameters. Host-only part (runs everywhere): constructor argument errors, raised
-// before any CUDA call.
+// parameter gradients (the Embedding's sparse rows against the CPU's SparseRowGrad, and its lazy
+// sparse_step against uvp::nn::step with Adam and Sgd); weight copies from / to a host block; an
+// optimizer step over the flat device parameters. Host-only part (runs everywhere): constructor
+// argument errors, raised before any CUDA call.
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,7 @@
 #include "uvp/backend/cuda/device.cuh"
 #include "uvp/backend/cuda/embedding.cuh"
 #include "uvp/backend/cuda/lstm_cell.cuh"
+#include "uvp/backend/cuda/sgd.cuh"
 #include "uvp/backend/cuda/stream.cuh"
 
 namespace {
@@ -220,31 +223,104 @@ void dense_checks(const cb::Stream& stream) {
   UVP_EXPECT_MSG(moved, "Adam<" + type_name<T>() + ", cuda> step over Dense<cuda>::parameters()");
 }
 
+/// The ids of one embedding batch: duplicates, padding (3) and the last row.
+std::vector<index> embedding_ids(index n, std::uint64_t seed, index range, index last) {
+  std::vector<index> ids(static_cast<std::size_t>(n));
+  const auto u = uniform<double>(n, seed, 0, 1);
+  for (index i = 0; i < n; ++i) ids[i] = static_cast<index>(u[i] * double(range));
+  ids[0] = last;
+  return ids;
+}
+
+template <class T>
+std::vector<T> table_of(const uvp::nn::Embedding<T, uvp::cuda>& emb) {
+  std::vector<T> v(static_cast<std::size_t>(emb.parameter_count()));
+  emb.get_values("weight", v.data(), static_cast<index>(v.size()));
+  return v;
+}
+
 template <class T>
 void embedding_checks(const cb::Stream& stream) {
   const index num = 50, dim = 8, padding = 3, n = 200;
-  std::vector<index> ids(static_cast<std::size_t>(n));
-  const auto u = uniform<double>(n, 70, 0, 1);
-  for (index i = 0; i < n; ++i) ids[i] = static_cast<index>(u[i] * 12);  // duplicates, padding
-  ids[0] = num - 1;
+  const auto ids = embedding_ids(n, 70, 12, num - 1);
+  const auto ids2 = embedding_ids(60, 73, 30, 20);
   const auto d_out = uniform<T>(n * dim, 71, -1, 1);
+  const auto d_out2 = uniform<T>(60 * dim, 74, -1, 1);
   const auto cpu = cpu_embedding<T>(num, dim, padding, 72, ids, d_out);
+  const std::string what = "Embedding<" + type_name<T>() + ", cuda>";
 
   uvp::nn::Embedding<T, uvp::cuda> emb(num, dim, padding, stream.get());
   emb.set_values("weight", cpu.weight.data(), num * dim);
-  const cb::DeviceBuffer<index> d_ids(ids, stream.get());
+  const cb::DeviceBuffer<index> d_ids(ids, stream.get()), d_ids2(ids2, stream.get());
   const cb::DeviceMatrix<T> out = emb.forward(d_ids);
-  UVP_EXPECT_MSG(host_copy(out) == cpu.out, "Embedding<" + type_name<T>() + ", cuda>::forward");
+  UVP_EXPECT_MSG(host_copy(out) == cpu.out, what + "::forward");
+  UVP_EXPECT_MSG(emb.grads().size() == 0 && emb.sparse_size() == 0, what + ": no dense gradient");
   const cb::DeviceMatrix<T> dO(d_out.data(), n, dim, stream.get());
+  const cb::DeviceMatrix<T> dO2(d_out2.data(), 60, dim, stream.get());
   emb.backward(d_ids, dO);
-  const auto g = get(emb, "weight", true);
-  // Up to ~n / 12 additions per row, in another order (atomics): a few ulps of the row sums.
-  std::vector<T> bound(g.size(), T(0));
-  for (index i = 0; i < n; ++i)
-    for (index c = 0; c < dim; ++c)
-      bound[ids[i] * dim + c] += T(n) * std::numeric_limits<T>::epsilon() * std::abs(d_out[i * dim + c]);
-  UVP_EXPECT_MSG(within(g, cpu.dense_grad, bound, 1.0),
-                 "Embedding<" + type_name<T>() + ", cuda>::backward (padding row untouched)");
+  std::vector<index> rows;
+  std::vector<T> values;
+  emb.sparse_grad_to_host(rows, values);
+  // The CPU's sparse rows as a dense table: same bits (each row summed in position order).
+  std::vector<T> dense(static_cast<std::size_t>(num * dim), T(0));
+  bool ascending = true;
+  for (std::size_t k = 0; k < rows.size(); ++k) {
+    ascending = ascending && (k == 0 || rows[k - 1] < rows[k]) && rows[k] != padding;
+    for (index c = 0; c < dim; ++c) dense[rows[k] * dim + c] = values[k * dim + c];
+  }
+  UVP_EXPECT_MSG(ascending && index(rows.size()) == emb.sparse_size(),
+                 what + "::backward: distinct rows, ascending, no padding row");
+  UVP_EXPECT_MSG(dense == cpu.dense_grad, what + "::backward: the CPU's sparse gradient, same bits");
+
+  // Accumulation over two backward calls and a lazy step, against the CPU's nn::step.
+  for (const bool adam : {true, false}) {
+    const auto ref = cpu_embedding_train<T>(num, dim, padding, 72, ids, d_out, ids2, d_out2, adam);
+    const std::string opt = what + (adam ? " + Adam" : " + Sgd (Nesterov)");
+    emb.set_values("weight", cpu.weight.data(), num * dim);
+    emb.zero_grad();
+    UVP_EXPECT_MSG(emb.sparse_size() == 0, opt + ": zero_grad clears the rows");
+    emb.backward(d_ids, dO);
+    emb.backward(d_ids2, dO2);
+    emb.sparse_grad_to_host(rows, values);
+    UVP_EXPECT_MSG(rows == ref.rows && values == ref.values,
+                   opt + ": accumulated sparse gradient == the CPU's SparseRowGrad (same bits)");
+    uvp::Adam<T, uvp::cuda> a(embedding_adam_options(), stream.get());
+    uvp::Sgd<T, uvp::cuda> s(embedding_sgd_options(), stream.get());
+    const auto step = [&] { adam ? emb.sparse_step(a) : emb.sparse_step(s); };
+    step();
+    UVP_EXPECT_MSG((adam ? a.size() : s.size()) == num * dim, opt + ": state sized to the table");
+    UVP_EXPECT_MSG(table_of(emb) == ref.table1, opt + ": step 1 == the CPU's nn::step (same bits)");
+    emb.zero_grad();
+    emb.backward(d_ids2, dO2);
+    step();
+    UVP_EXPECT_MSG(table_of(emb) == ref.table2,
+                   opt + ": step 2, lazy rows and moments == the CPU's nn::step (same bits)");
+    if (adam) {
+      UVP_EXPECT_THROWS(uvp::out_of_range_error, emb.sparse_step(a, 1),
+                        "uvp::nn::Embedding::sparse_step: slice [1, 401) is outside the state of size 400");
+      uvp::Adam<T, uvp::cuda> fresh(embedding_adam_options(), stream.get());
+      fresh.resize(num * dim);
+      UVP_EXPECT_THROWS(uvp::invalid_argument, emb.sparse_update(fresh, 0),
+                        "uvp::nn::Embedding::sparse_update: no step begun; call begin_step() first");
+      // A shared optimizer: the table at offset 10 of a larger state.
+      uvp::Adam<T, uvp::cuda> shared(embedding_adam_options(), stream.get());
+      shared.resize(num * dim + 10);
+      shared.begin_step();
+      const auto before = table_of(emb);
+      emb.sparse_update(shared, 10);
+      UVP_EXPECT_MSG(table_of(emb) != before && shared.steps() == 1,
+                     opt + ": sparse_update in a step begun by the caller");
+    }
+  }
+
+  // padding_idx only, then no ids: nothing touched.
+  emb.zero_grad();
+  const std::vector<index> pads(5, padding);
+  const cb::DeviceBuffer<index> d_pads(pads, stream.get());
+  const cb::DeviceMatrix<T> dP(d_out.data(), 5, dim, stream.get());
+  emb.backward(d_pads, dP);
+  emb.backward(cb::DeviceSpan<const index>(), cb::DeviceMatrix<T>(0, dim, stream.get()));
+  UVP_EXPECT_MSG(emb.sparse_size() == 0, what + ": padding ids leave no gradient row");
 
   auto bad = ids;
   bad[7] = num;
@@ -254,6 +330,33 @@ void embedding_checks(const cb::Stream& stream) {
   const cb::DeviceMatrix<T> wide(n, dim + 1, stream.get());
   UVP_EXPECT_THROWS(uvp::shape_error, emb.backward(d_ids, wide),
                     "uvp::nn::Embedding::backward: d_out has shape (200, 9), expected (200, 8)");
+}
+
+/// A 10^6-row table: no dense gradient, and one step touches only the rows of the batch.
+void large_embedding_checks(const cb::Stream& stream) {
+  const index num = 1000000, dim = 16, n = 4096;
+  std::vector<index> ids(static_cast<std::size_t>(n));
+  const auto u = uniform<double>(n, 90, 0, 1);
+  for (index i = 0; i < n; ++i) ids[i] = static_cast<index>(u[i] * 2000.0) * 499;  // duplicates
+  const std::set<index> distinct(ids.begin(), ids.end());
+  uvp::nn::Embedding<float, uvp::cuda> emb(num, dim, -1, stream.get());
+  const auto w = uniform<float>(num * dim, 91, -1, 1);
+  emb.set_values("weight", w.data(), num * dim);
+  const cb::DeviceBuffer<index> d_ids(ids, stream.get());
+  const auto g = uniform<float>(n * dim, 92, -1, 1);
+  const cb::DeviceMatrix<float> dO(g.data(), n, dim, stream.get());
+  emb.backward(d_ids, dO);
+  UVP_EXPECT_MSG(emb.sparse_size() == index(distinct.size()), "Embedding(10^6, 16): distinct rows");
+  uvp::Adam<float, uvp::cuda> adam(uvp::AdamOptions{}, stream.get());
+  emb.sparse_step(adam);
+  const auto after = table_of(emb);
+  bool lazy = true;
+  for (index r = 0; r < num && lazy; ++r) {
+    const bool touched = distinct.count(r) > 0;
+    for (index c = 0; c < dim; ++c)
+      if ((after[r * dim + c] != w[r * dim + c]) != touched) lazy = false;
+  }
+  UVP_EXPECT_MSG(lazy, "Embedding(10^6, 16): the step changes exactly the touched rows");
 }
 
 /// |got - want| <= tol (|want| + 1) elementwise.
@@ -316,6 +419,7 @@ void device_checks() {
   dense_checks<double>(stream);
   embedding_checks<float>(stream);
   embedding_checks<double>(stream);
+  large_embedding_checks(stream);
   lstm_cell_checks<float>(stream);
   lstm_cell_checks<double>(stream);
   stream.synchronize();

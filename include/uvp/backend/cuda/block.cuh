@@ -12,7 +12,7 @@
 //   to_host(cpu_block)       values back into it; grads_to_host(cpu_block) copies gradients
 //
 // Unlike the CPU flat buffer there is no alignment padding between tensors, and every gradient
-// is dense (an Embedding's sparse row gradient is kept as a dense table on the device).
+// is dense (Embedding, whose gradient is sparse rows, has its own storage: embedding.cuh).
 #pragma once
 
 #if !defined(__CUDACC__)
