@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <vector>
 
 #if defined(_OPENMP)
@@ -103,23 +104,32 @@ void nn_rowwise_apply(F&& f, Eigen::Ref<Matrix<T>> out, const In&... in) {
   for (index r = 0; r < rows; ++r) f(in.row(r).data()..., out.row(r).data(), cols);
 }
 
+/// A cache-line aligned workspace (what the SIMD kernels read best).
+template <class T>
+using AlignedBuffer = std::vector<T, aligned_allocator<T>>;
+
+/// Grows v to at least n elements and returns its data. Never shrinks, so a caller's buffers
+/// settle after the first call of the largest shape and later calls allocate nothing.
+template <class V>
+auto* grow(V& v, index n) {
+  if (static_cast<index>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
+  return v.data();
+}
+
 /// A buffer that only grows: views of any size up to the largest asked for so far, with no
 /// allocation once that size has been reached (what keeps training loops allocation-free when
 /// the last batch is smaller).
 template <class T>
 class NnBuffer {
  public:
-  T* reserve(index n) {
-    if (static_cast<std::size_t>(n) > data_.size()) data_.resize(static_cast<std::size_t>(n));
-    return data_.data();
-  }
+  T* reserve(index n) { return grow(data_, n); }
   Eigen::Map<Matrix<T>> matrix(index rows, index cols) { return {reserve(rows * cols), rows, cols}; }
   index capacity() const noexcept { return static_cast<index>(data_.size()); }
   T* data() noexcept { return data_.data(); }
   const T* data() const noexcept { return data_.data(); }
 
  private:
-  std::vector<T, aligned_allocator<T>> data_;
+  AlignedBuffer<T> data_;
 };
 
 }  // namespace uvp::detail

@@ -19,9 +19,7 @@
 
 namespace uvp::detail {
 
-/// A cache-line aligned workspace (what the SIMD kernels read best).
-template <class T>
-using AlignedBuffer = std::vector<T, aligned_allocator<T>>;
+/// (AlignedBuffer and grow, the workspaces these blocks share, are in detail/nn_rows.hpp.)
 
 /// Row-major views with a row stride: one head's columns of a fused matrix, or step t of every
 /// sequence of a batch-first buffer.
@@ -29,14 +27,6 @@ template <class T>
 using StridedView = Eigen::Map<Matrix<T>, 0, Eigen::OuterStride<>>;
 template <class T>
 using ConstStridedView = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
-
-/// Grows v to at least n elements and returns its data. Never shrinks, so a caller's buffers
-/// settle after the first call of the largest shape and later calls allocate nothing.
-template <class V>
-auto* grow(V& v, index n) {
-  if (static_cast<index>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
-  return v.data();
-}
 
 /// How check_sequence_batch words a bad entry of lengths. The blocks were written with two
 /// wordings and their tests (and users) match on them, so both are kept:

@@ -32,6 +32,7 @@
 #include "uvp/core/parallel.hpp"
 #include "uvp/core/random.hpp"
 #include "uvp/core/tensor.hpp"
+#include "uvp/detail/nn_rows.hpp"
 #include "uvp/detail/simd_math.hpp"
 #include "uvp/nn/module.hpp"
 
@@ -212,8 +213,8 @@ class Embedding : public Block<T> {
     check_ids(where, ids);
     const index n = ids.size();
     // bag_of_[i]: the bag of position i; bag_scale_[b]: 1 or 1 / |K_b|.
-    if (index(bag_of_.size()) < n) bag_of_.resize(std::size_t(n));
-    if (index(bag_scale_.size()) < bags) bag_scale_.resize(std::size_t(bags));
+    uvp::detail::grow(bag_of_, n);
+    uvp::detail::grow(bag_scale_, bags);
     for (index b = 0; b < bags; ++b) {
       const index end = b + 1 < bags ? offsets[b + 1] : n;
       index count = 0;
@@ -282,8 +283,7 @@ class Embedding : public Block<T> {
       scatter_serial<Scaled>(ids, grad_row, scale);
       return;
     }
-    if (index(slot_.size()) < n) slot_.resize(std::size_t(n));
-    index* slot = slot_.data();
+    index* slot = uvp::detail::grow(slot_, n);
     index* slot_of_row = sg.slot_of_row.data();
     index next = sg.size();
     for (index i = 0; i < n; ++i) {
