@@ -265,7 +265,11 @@ inline double bgnbd_probability_of_purchase(const uvp::BgNbd& model, double t, d
   return alive * -std::expm1((p.r + x) * std::log((p.alpha + T) / (p.alpha + T + t)));
 }
 
-inline BgNbdBaseline fit_bgnbd_baseline(const CdnowDataset& ds, const std::vector<index>& fit_customers) {
+/// Fits on the calibration data of the train + validation customers: the test customers' data is
+/// never seen, as for the models the baseline is compared with.
+inline BgNbdBaseline fit_bgnbd_baseline(const CdnowDataset& ds) {
+  std::vector<index> fit_customers = ds.train;
+  fit_customers.insert(fit_customers.end(), ds.validation.begin(), ds.validation.end());
   const auto idx = uvp::as_span(fit_customers);
   const auto& s = ds.calibration;
   uvp::BgNbd bg;

@@ -87,9 +87,7 @@ int run(const ex::CommonArgs& args) {
 
   // Baseline: BG/NBD x Gamma-Gamma fitted on the calibration summaries of the train and
   // validation customers (no holdout data is used), evaluated on the test customers.
-  std::vector<index> fit_customers = ds.train;
-  fit_customers.insert(fit_customers.end(), ds.validation.begin(), ds.validation.end());
-  const ex::BgNbdBaseline base = ex::fit_bgnbd_baseline(ds, fit_customers);
+  const ex::BgNbdBaseline base = ex::fit_bgnbd_baseline(ds);
   const Vector<double> p_bgnbd = uvp::take(base.expected_spend, uvp::as_span(ds.test));
 
   // 1. Exact least squares on the raw features (train + validation: nothing to stop early).

@@ -102,14 +102,12 @@ int run(const ex::CommonArgs& args) {
   const ex::CdnowDataset ds = ex::load_dataset(args);
   ex::print_dataset(ds);
 
-  std::vector<index> fit_customers = ds.train;
-  fit_customers.insert(fit_customers.end(), ds.validation.begin(), ds.validation.end());
-  const ex::BgNbdBaseline base = ex::fit_bgnbd_baseline(ds, fit_customers);
+  const ex::BgNbdBaseline base = ex::fit_bgnbd_baseline(ds);
 
   uvp::Rng rng(args.seed);
   ConvModel model(ds.max_len, rng);
   ex::TrainOptions to;
-  to.epochs = args.epochs > 0 ? args.epochs : 60;
+  if (args.epochs > 0) to.epochs = args.epochs;
   to.seed = args.seed;
   if (args.lr > 0) to.lr = args.lr;
   const ex::TrainReport rep = ex::train_purchase_model(model, ds, to);
