@@ -2,6 +2,7 @@
 // A calendar date (proleptic Gregorian, day resolution) and its parser, for transaction logs.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -14,13 +15,24 @@ namespace uvp {
 /// A day of the proleptic Gregorian calendar, stored as days since 1970-01-01 (negative before).
 /// Differences of dates are whole days: `d1 - d0`. Conversions use H. Hinnant's
 /// `days_from_civil` / `civil_from_days` algorithms (exact for every representable year).
+/// The representable dates are those whose year fits in an int: day numbers in
+/// [min_days, max_days] (-2147483648-01-01 .. 2147483647-12-31); from_days and the arithmetic
+/// operators throw uvp::out_of_range_error beyond them, so no day count overflows.
 class Date {
  public:
+  /// Day numbers of -2147483648-01-01 and 2147483647-12-31.
+  static constexpr std::int64_t min_days = -784353015833;
+  static constexpr std::int64_t max_days = 784351576776;
+
   /// 1970-01-01.
   constexpr Date() noexcept = default;
 
-  /// The date `days` days after 1970-01-01.
-  static constexpr Date from_days(std::int64_t days) noexcept { return Date(days); }
+  /// The date `days` days after 1970-01-01; days outside [min_days, max_days] throw
+  /// uvp::out_of_range_error.
+  static constexpr Date from_days(std::int64_t days) {
+    if (days < min_days || days > max_days) out_of_range("uvp::Date::from_days", "days = ", days);
+    return Date(days);
+  }
 
   /// Year, month 1..12, day 1..days-in-month; anything else throws uvp::invalid_argument.
   static Date from_ymd(int year, int month, int day) {
@@ -52,8 +64,21 @@ class Date {
     return m == 2 && is_leap(y) ? 29 : table[m - 1];
   }
 
+  /// Whole days from b to a (cannot overflow: both lie in [min_days, max_days]).
   friend constexpr std::int64_t operator-(Date a, Date b) noexcept { return a.days_ - b.days_; }
-  friend constexpr Date operator+(Date a, std::int64_t days) noexcept { return Date(a.days_ + days); }
+  /// The date `days` days later / earlier; a result outside [min_days, max_days] throws
+  /// uvp::out_of_range_error naming the date and the day count.
+  friend constexpr Date operator+(Date a, std::int64_t days) {
+    // a.days_ is in range, so the bounds below cannot overflow; days is compared, not added.
+    if (days < min_days - a.days_ || days > max_days - a.days_)
+      out_of_range("uvp::Date::operator+", "date ", a.days_, " + ", days, " days");
+    return Date(a.days_ + days);
+  }
+  friend constexpr Date operator-(Date a, std::int64_t days) {
+    if (days > a.days_ - min_days || days < a.days_ - max_days)
+      out_of_range("uvp::Date::operator-", "date ", a.days_, " - ", days, " days");
+    return Date(a.days_ - days);
+  }
   friend constexpr bool operator==(Date a, Date b) noexcept { return a.days_ == b.days_; }
   friend constexpr bool operator!=(Date a, Date b) noexcept { return a.days_ != b.days_; }
   friend constexpr bool operator<(Date a, Date b) noexcept { return a.days_ < b.days_; }
@@ -66,6 +91,12 @@ class Date {
     int y, m, d;
   };
   constexpr explicit Date(std::int64_t days) noexcept : days_(days) {}
+
+  template <class... Args>
+  [[noreturn]] static void out_of_range(const char* where, const Args&... what) {
+    detail::raise<out_of_range_error>(where, ": ", what..., " is outside the representable day numbers [",
+                                      min_days, ", ", max_days, "] (years -2147483648 .. 2147483647)");
+  }
 
   static constexpr std::int64_t days_from_civil(std::int64_t y, int m, int d) noexcept {
     y -= m <= 2;
@@ -91,12 +122,23 @@ class Date {
 };
 
 namespace detail {
-inline bool parse_digits(std::string_view s, int& out) noexcept {
+/// True when s is one or more decimal digits (of any length).
+inline bool all_digits(std::string_view s) noexcept {
   if (s.empty()) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+/// Reads s as a non-negative decimal int; false when s is empty, holds a non-digit, or its value
+/// exceeds INT_MAX (checked before each step, so a long digit string cannot overflow).
+inline bool parse_digits(std::string_view s, int& out) noexcept {
+  if (!all_digits(s)) return false;
   int v = 0;
   for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + (c - '0');
+    const int digit = c - '0';
+    if (v > (INT_MAX - digit) / 10) return false;
+    v = v * 10 + digit;
   }
   out = v;
   return true;

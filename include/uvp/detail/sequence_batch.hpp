@@ -6,6 +6,8 @@
 //   X  (batch * seq_len) x cols, row b * seq_len + t (batch-first)
 //   lengths  empty (every sequence has seq_len steps) or batch values n_b in [1, seq_len];
 //            rows t >= n_b of sequence b are padding
+//   batch    >= 0: an empty batch (0 sequences, X with 0 rows) is valid everywhere and gives an
+//            empty output and no gradient (see docs/nn.md, "Empty batches")
 #pragma once
 
 #include <cstddef>
@@ -36,12 +38,12 @@ using ConstStridedView = Eigen::Map<const Matrix<T>, 0, Eigen::OuterStride<>>;
 ///          n_b < 0 or > seq_len -> out_of_range_error "... is outside [1, seq_len = S]"
 enum class LengthsWording { masks, steps };
 
-/// Checks a batch of sequences: batch, seq_len >= 1, X (batch * seq_len) x cols, lengths empty
-/// or batch values in [1, seq_len]. `where` names the caller in every message.
+/// Checks a batch of sequences: batch >= 0, seq_len >= 1, X (batch * seq_len) x cols, lengths
+/// empty or batch values in [1, seq_len]. `where` names the caller in every message.
 template <class T>
 void check_sequence_batch(const char* where, const ConstMatrixRef<T>& X, index cols, index batch, index seq_len,
                           Span<const index> lengths, LengthsWording wording = LengthsWording::masks) {
-  if (batch < 1) raise<invalid_argument>(where, ": batch must be >= 1, got ", batch);
+  if (batch < 0) raise<invalid_argument>(where, ": batch must be >= 0, got ", batch);
   if (seq_len < 1) raise<invalid_argument>(where, ": seq_len must be >= 1, got ", seq_len);
   if (X.rows() != batch * seq_len)
     raise<shape_error>(where, ": X has ", X.rows(), " rows, expected batch * seq_len = ", batch * seq_len);

@@ -29,6 +29,7 @@ inline T stable_sigmoid(T z) noexcept {
 /// buffer is needed beyond the caller's. Assumes validated inputs (labels checked once per fit).
 template <class T>
 inline double bce_logits_batch(const T* z, const T* y, const T* w, T* g, index n) noexcept {
+  if (n == 0) return 0;  // an empty batch: no loss, no gradient
   kernels::softplus(z, g, n);  // softplus(z) - z*y is the stable BCE term
   double total = 0;
   if (w) {
@@ -58,7 +59,7 @@ double bce_with_logits(Span<const T> logits, Span<const T> targets, Span<T> grad
                        Span<const T> weights = {}, Reduction reduction = Reduction::mean) {
   constexpr const char* where = "uvp::bce_with_logits";
   const index n = logits.size();
-  const double scale = detail::check_elementwise_loss(where, "logits", n, targets, grad, weights, reduction);
+  const double scale = detail::check_elementwise_loss(where, n, targets, grad, weights, reduction);
   double total = 0;
   for (index i = 0; i < n; ++i) {
     const T z = logits[i], y = targets[i];

@@ -17,10 +17,11 @@ double softmax_cross_entropy_impl(ConstMatrixRef<T> logits, Span<const index> ta
                                   Span<const T> weights, Reduction reduction) {
   constexpr const char* where = "uvp::softmax_cross_entropy";
   const index n = logits.rows(), c = logits.cols();
-  check_not_empty(where, "logits", n * c);
+  if (c < 1) raise<shape_error>(where, ": logits has 0 columns, expected at least 1 class");
   check_size(where, "targets", targets.size(), n);
   if (!weights.empty()) check_size(where, "weights", weights.size(), n);
-  const double scale = reduction == Reduction::mean ? 1.0 / double(n) : 1.0;
+  // An empty batch (n = 0): the empty sum, 0, for both reductions.
+  const double scale = reduction == Reduction::mean && n > 0 ? 1.0 / double(n) : 1.0;
   double total = 0;
   for (index i = 0; i < n; ++i) {
     const index t = targets[i];

@@ -15,7 +15,7 @@ double mse_loss(Span<const T> predictions, Span<const T> targets, Span<T> grad =
                 Span<const T> weights = {}, Reduction reduction = Reduction::mean) {
   constexpr const char* where = "uvp::mse_loss";
   const index n = predictions.size();
-  const double scale = detail::check_elementwise_loss(where, "predictions", n, targets, grad, weights, reduction);
+  const double scale = detail::check_elementwise_loss(where, n, targets, grad, weights, reduction);
   double total = 0;
   for (index i = 0; i < n; ++i) {
     const double w = weights.empty() ? 1.0 : double(weights[i]);

@@ -36,7 +36,7 @@ class LinearRegression : public detail::LinearModelBase<T> {
   explicit LinearRegression(index n_features, Options options = {})
       : detail::LinearModelBase<T>("uvp::LinearRegression", n_features, options.fit_intercept),
         options_(options) {
-    detail::check_non_negative("uvp::LinearRegression", "options.l2", options.l2);
+    detail::check_option_non_negative("uvp::LinearRegression", "options.l2", options.l2);
   }
 
   const Options& options() const noexcept { return options_; }
@@ -116,6 +116,7 @@ class LinearRegression : public detail::LinearModelBase<T> {
 
   /// Trains with Adam at fit_options.lr.
   FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, const FitOptions& fit_options = {}) {
+    detail::check_fit_options("uvp::LinearRegression::fit", fit_options);  // before Adam sees lr: the message names fit
     AdamOptions ao;
     ao.lr = fit_options.lr;
     Adam<T> adam(ao);

@@ -43,9 +43,9 @@ class LogisticRegression : public detail::LinearModelBase<T> {
       : detail::LinearModelBase<T>("uvp::LogisticRegression", n_features, options.fit_intercept),
         options_(options) {
     constexpr const char* where = "uvp::LogisticRegression";
-    detail::check_non_negative(where, "options.l2", options.l2);
-    detail::check_positive(where, "options.class_weight_negative", options.class_weight_negative);
-    detail::check_positive(where, "options.class_weight_positive", options.class_weight_positive);
+    detail::check_option_non_negative(where, "options.l2", options.l2);
+    detail::check_option_positive(where, "options.class_weight_negative", options.class_weight_negative);
+    detail::check_option_positive(where, "options.class_weight_positive", options.class_weight_positive);
   }
 
   const Options& options() const noexcept { return options_; }
@@ -110,6 +110,7 @@ class LogisticRegression : public detail::LinearModelBase<T> {
 
   /// Trains with Adam at fit_options.lr.
   FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, const FitOptions& fit_options = {}) {
+    detail::check_fit_options("uvp::LogisticRegression::fit", fit_options);  // before Adam sees lr: the message names fit
     AdamOptions ao;
     ao.lr = fit_options.lr;
     Adam<T> adam(ao);

@@ -48,7 +48,7 @@ void gelu(const T* x, T* y, index n) noexcept {
         n,
         [a](const T* xi, T* yi) {
           const B v = B::load_unaligned(xi);
-          (v * B(T(0.5)) * (B(T(1)) + xsimd::erf(v * B(a)))).store_unaligned(yi);
+          (v * B(T(0.5)) * (B(T(1)) + s::erf(v * B(a)))).store_unaligned(yi);
         },
         x, y);
   }
@@ -71,8 +71,8 @@ void gelu_backward(const T* x, const T* dy, T* dx, index n) noexcept {
         n,
         [a, b](const T* xi, const T* dyi, T* dxi) {
           const B v = B::load_unaligned(xi);
-          const B cdf = B(T(0.5)) * (B(T(1)) + xsimd::erf(v * B(a)));
-          const B pdf = xsimd::exp(B(T(-0.5)) * v * v) * B(b);
+          const B cdf = B(T(0.5)) * (B(T(1)) + s::erf(v * B(a)));
+          const B pdf = s::exp(B(T(-0.5)) * v * v) * B(b);
           (B::load_unaligned(dyi) * (cdf + v * pdf)).store_unaligned(dxi);
         },
         x, dy, dx);

@@ -68,11 +68,11 @@ void attention_softmax_row(T* row, index m, index n) noexcept {
     T mx = lanes[0];
     for (index k = 1; k < W; ++k) mx = std::max(mx, lanes[k]);
     const B vm(mx);
-    // Arguments are <= 0: xsimd::exp cannot overflow here.
-    B vsum = xsimd::exp(B::load_aligned(tail) - vm);
+    // Arguments are <= 0 (-inf in the padded tail, which s::exp maps to 0 without UB).
+    B vsum = s::exp(B::load_aligned(tail) - vm);
     vsum.store_aligned(tail);
     for (index j = 0; j < full; j += W) {
-      const B e = xsimd::exp(B::load_unaligned(row + j) - vm);
+      const B e = s::exp(B::load_unaligned(row + j) - vm);
       e.store_unaligned(row + j);
       vsum += e;
     }
@@ -105,20 +105,30 @@ class MultiHeadSelfAttention : public Block<T> {
   /// largest shape neither forward nor backward allocates. Internally only the valid rows are
   /// kept, packed (sequence b at rows offsets[b] .. offsets[b] + n_b - 1), so padding costs
   /// no arithmetic.
-  class Context {
+  class Context : public uvp::detail::NnContextBase {
    public:
     index batch() const noexcept { return batch_; }
     index seq_len() const noexcept { return seq_len_; }
-    /// The lengths of the last forward (seq_len for each sequence when none were given).
-    Span<const index> lengths() const noexcept { return as_span(lengths_); }
-    /// Attention probabilities of sequence b and head h: n_b x n_b (row = query, column = key).
-    ConstMatrixView<T> probabilities(index b, index h) const noexcept {
-      const index n = lengths_[static_cast<std::size_t>(b)];
-      return {probs_.data() + pslot_[static_cast<std::size_t>(b)] + h * n * n, n, n};
+    /// The lengths of the last forward (seq_len for each sequence when none were given); empty
+    /// unless it completed.
+    Span<const index> lengths() const noexcept { return holds_forward() ? as_span(lengths_) : Span<const index>(); }
+    /// Attention probabilities of sequence b and head h of the last forward: n_b x n_b (row =
+    /// query, column = key). uvp::invalid_argument when ctx holds no completed forward,
+    /// uvp::out_of_range_error for b outside [0, batch()) or h outside [0, num_heads).
+    ConstMatrixView<T> probabilities(index b, index h) const {
+      constexpr const char* where = "uvp::nn::MultiHeadSelfAttention::Context::probabilities";
+      uvp::detail::nn_require_forward(where, *this, "MultiHeadSelfAttention");
+      uvp::detail::nn_check_index(where, "b", b, "batch", batch_);
+      uvp::detail::nn_check_index(where, "h", h, "num_heads", num_heads_);
+      return probs(b, h);
     }
 
    private:
     friend class MultiHeadSelfAttention;
+    ConstMatrixView<T> probs(index b, index h) const noexcept {
+      const index n = lengths_[static_cast<std::size_t>(b)];
+      return {probs_.data() + pslot_[static_cast<std::size_t>(b)] + h * n * n, n, n};
+    }
     index batch_ = 0, seq_len_ = 0, embed_ = 0, num_heads_ = 0, valid_ = 0;
     std::vector<index> lengths_, offsets_, pslot_;  // n_b; first packed row; first probability
     Buffer x_, qkv_, o_, probs_;                    // forward (x_: packed X)
@@ -158,6 +168,7 @@ class MultiHeadSelfAttention : public Block<T> {
   void forward(ConstMatrixRef<T> X, index batch, index seq_len, Span<const index> lengths,
                MatrixRef<T> Y, Context& ctx) const {
     constexpr const char* where = "uvp::nn::MultiHeadSelfAttention::forward";
+    uvp::detail::nn_begin_forward(ctx, shape());  // invalid until this forward completes
     uvp::detail::check_sequence_batch<T>(where, X, embed_, batch, seq_len, lengths);
     uvp::detail::check_shape(where, "Y", Y.rows(), Y.cols(), X.rows(), embed_);
     prepare(ctx, batch, seq_len, lengths);
@@ -188,6 +199,7 @@ class MultiHeadSelfAttention : public Block<T> {
       y.rowwise() += row_param(b_out_, E);
       Y.middleRows(b * L + n, L - n).setZero();
     }
+    uvp::detail::nn_end_forward(ctx);
   }
 
   /// The attention weights of the last forward averaged over heads (PyTorch's need_weights=True,
@@ -203,7 +215,7 @@ class MultiHeadSelfAttention : public Block<T> {
     for (index b = 0; b < ctx.batch_; ++b) {
       const index n = ctx.lengths_[static_cast<std::size_t>(b)];
       auto block = out.block(b * L, 0, n, n);
-      for (index h = 0; h < nheads_; ++h) block += ctx.probabilities(b, h);
+      for (index h = 0; h < nheads_; ++h) block += ctx.probs(b, h);
       block *= inv_h;
     }
   }
@@ -323,12 +335,11 @@ class MultiHeadSelfAttention : public Block<T> {
     dK.noalias() = dS.transpose() * Q;
   }
 
+  uvp::detail::NnBlockShape shape() const noexcept { return {{"embed_dim", embed_}, {"num_heads", nheads_}}; }
+
   void check_context(const char* where, const Context& ctx) const {
-    if (ctx.batch_ == 0) uvp::detail::raise<invalid_argument>(where, ": ctx holds no forward pass (call forward first)");
-    if (ctx.embed_ != embed_ || ctx.num_heads_ != nheads_)
-      uvp::detail::raise<invalid_argument>(where, ": ctx comes from a block with embed_dim = ", ctx.embed_,
-                                           ", num_heads = ", ctx.num_heads_, ", this one has ", embed_,
-                                           ", ", nheads_);
+    const auto s = shape();
+    uvp::detail::nn_require_forward(where, ctx, "MultiHeadSelfAttention", &s);
   }
 
   void check_backward(const char* where, ConstMatrixRef<T> X, ConstMatrixRef<T> dY, const Context& ctx) const {
@@ -341,6 +352,7 @@ class MultiHeadSelfAttention : public Block<T> {
   // dX may be null (no input gradient wanted).
   void backward_impl(const char* where, ConstMatrixRef<T> X, ConstMatrixRef<T> dY, Context& ctx, MatrixRef<T>* dX) {
     const index nv = ctx.valid_, E = embed_, E3 = 3 * embed_, L = ctx.seq_len_, batch = ctx.batch_;
+    if (batch == 0) return;  // an empty batch: no gradient, parameters untouched
     uvp::detail::grow(ctx.dy_, nv * E);
     uvp::detail::grow(ctx.d_o_, nv * E);
     uvp::detail::grow(ctx.dqkv_, nv * E3);

@@ -62,15 +62,16 @@ class Conv1d : public Block<T> {
   /// What forward saves for backward (the patch matrix) and backward's scratch. Owned by the
   /// caller, one per thread for concurrent forwards; its buffers only grow, so once the largest
   /// batch has been seen neither forward nor backward allocates.
-  class Context {
+  class Context : public uvp::detail::NnContextBase {
    public:
     index batch() const noexcept { return batch_; }
     index seq_len() const noexcept { return seq_len_; }
     index out_len() const noexcept { return out_len_; }
     /// Valid output steps m_b of each sequence of the last forward: empty when it had no lengths
-    /// (all out_len()), else batch values in [1, out_len()]. Pass them on to the next block.
+    /// (all out_len()) or did not complete, else batch values in [1, out_len()]. Pass them on to
+    /// the next block.
     Span<const index> output_lengths() const noexcept {
-      return has_lengths_ ? as_span(out_lengths_) : Span<const index>();
+      return has_lengths_ && holds_forward() ? as_span(out_lengths_) : Span<const index>();
     }
 
    private:
@@ -134,6 +135,7 @@ class Conv1d : public Block<T> {
   void forward(ConstMatrixRef<T> X, index batch, index seq_len, Span<const index> lengths, MatrixRef<T> Y,
                Context& ctx) const {
     constexpr const char* where = "uvp::nn::Conv1d::forward";
+    uvp::detail::nn_begin_forward(ctx, shape());  // invalid until this forward completes
     uvp::detail::check_sequence_batch<T>(where, X, in_, batch, seq_len, lengths);
     const index lout = output_length(seq_len);
     uvp::detail::check_shape(where, "Y", Y.rows(), Y.cols(), batch * lout, out_);
@@ -158,6 +160,7 @@ class Conv1d : public Block<T> {
         const index m = ctx.out_lengths_[static_cast<std::size_t>(b)];
         Y.middleRows(b * lout + m, lout - m).setZero();
       }
+    uvp::detail::nn_end_forward(ctx);
   }
 
   /// Allocating form: returns Y as a new (batch * L_out) x C_out matrix.
@@ -196,7 +199,6 @@ class Conv1d : public Block<T> {
     for (index b = 0; b < batch; ++b) {
       const index n = lengths.empty() ? seq_len : lengths[b];
       if (n + 2 * padding_ < k_) {
-        ctx.batch_ = 0;  // the context holds no valid forward
         uvp::detail::raise<invalid_argument>(where, ": lengths[", b, "] = ", n, " + 2 * padding ", padding_,
                                              " is shorter than kernel_size ", k_);
       }
@@ -241,8 +243,8 @@ class Conv1d : public Block<T> {
 
   void check_backward(const char* where, const ConstMatrixRef<T>& X, const ConstMatrixRef<T>& dY,
                       const Context& ctx) const {
-    if (ctx.batch_ == 0)
-      uvp::detail::raise<invalid_argument>(where, ": the context holds no forward pass (call forward first)");
+    const auto s = shape();
+    uvp::detail::nn_require_forward(where, ctx, "Conv1d", &s);
     uvp::detail::check_shape(where, "X", X.rows(), X.cols(), ctx.batch_ * ctx.seq_len_, in_);
     uvp::detail::check_shape(where, "dY", dY.rows(), dY.cols(), ctx.batch_ * ctx.out_len_, out_);
     uvp::detail::check_finite_steps<T>(where, "dY", dY, ctx.batch_, ctx.out_len_, ctx.output_lengths());
@@ -251,6 +253,7 @@ class Conv1d : public Block<T> {
   void backward_impl(const ConstMatrixRef<T>& dY, MatrixRef<T>* dX, Context& ctx) {
     const index batch = ctx.batch_, L = ctx.seq_len_, lout = ctx.out_len_, C = in_, K = k_ * in_;
     const index rows = batch * lout;
+    if (batch == 0) return;  // an empty batch: no gradient, parameters untouched
     // Rows past m_b may hold anything: use a copy with them zeroed, so they add nothing.
     const T* dy_data = dY.data();
     index dy_ld = dY.outerStride();
@@ -305,6 +308,11 @@ class Conv1d : public Block<T> {
         }
       }
     }
+  }
+
+  uvp::detail::NnBlockShape shape() const noexcept {
+    return {{"in_channels", in_}, {"out_channels", out_}, {"kernel_size", k_}, {"stride", stride_},
+            {"padding", padding_}};
   }
 
   index in_, out_, k_, stride_, padding_;

@@ -35,14 +35,17 @@ class Dropout : public Block<T> {
   static constexpr bool backward_from_output = false;
 
   /// The mask of the last forward: (rows, cols) values in {0, 1 / (1 - p)}, or none (active =
-  /// false) when that forward was the identity.
-  struct Context {
+  /// false) when that forward was the identity. holds_forward(): that forward completed.
+  struct Context : uvp::detail::NnContextBase {
     uvp::detail::NnBuffer<T> mask;
     index rows = 0, cols = 0;
     bool active = false;
-    bool valid = false;  ///< a forward has filled it
 
-    ConstMatrixView<T> mask_matrix() const noexcept { return {mask.data(), active ? rows : 0, active ? cols : 0}; }
+    /// The mask (rows x cols); empty when the last forward was the identity or did not complete.
+    ConstMatrixView<T> mask_matrix() const noexcept {
+      const bool on = active && holds_forward();
+      return {mask.data(), on ? rows : 0, on ? cols : 0};
+    }
   };
 
   /// p: the probability of zeroing an element, in [0, 1) (torch's default 0.5).
@@ -57,20 +60,21 @@ class Dropout : public Block<T> {
   /// Y = X * M in training (draws M from rng into ctx), Y = X in eval. Y may be X itself.
   void forward(ConstMatrixRef<T> X, MatrixRef<T> Y, Context& ctx, Rng& rng) const {
     constexpr const char* where = "uvp::nn::Dropout::forward";
+    uvp::detail::nn_begin_forward(ctx, {});  // invalid until this forward completes
     uvp::detail::check_shape(where, "Y", Y.rows(), Y.cols(), X.rows(), X.cols());
     uvp::detail::nn_check_finite<T>(where, "X", X);
     const index n = X.rows(), d = X.cols();
     ctx.rows = n;
     ctx.cols = d;
-    ctx.valid = true;
     ctx.active = this->is_training() && p_ > 0.0;
     if (!ctx.active) {
       if (Y.data() != X.data() || Y.outerStride() != X.outerStride()) Y = X;
-      return;
+    } else {
+      auto M = ctx.mask.matrix(n, d);
+      draw_mask(M.data(), n * d, rng);
+      Y.array() = X.array() * M.array();
     }
-    auto M = ctx.mask.matrix(n, d);
-    draw_mask(M.data(), n * d, rng);
-    Y.array() = X.array() * M.array();
+    uvp::detail::nn_end_forward(ctx);
   }
 
   /// Allocating form (a fresh mask each call when training).
@@ -84,7 +88,7 @@ class Dropout : public Block<T> {
   /// dX = dY * M with the mask of ctx's forward (dX = dY after an eval forward). dX may be dY.
   void backward(const Context& ctx, ConstMatrixRef<T> dY, MatrixRef<T> dX) const {
     constexpr const char* where = "uvp::nn::Dropout::backward";
-    if (!ctx.valid) uvp::detail::raise<invalid_argument>(where, ": the context holds no forward pass");
+    uvp::detail::nn_require_forward(where, ctx, "Dropout");
     uvp::detail::check_shape(where, "dY", dY.rows(), dY.cols(), ctx.rows, ctx.cols);
     uvp::detail::check_shape(where, "dX", dX.rows(), dX.cols(), ctx.rows, ctx.cols);
     if (!ctx.active) {

@@ -40,14 +40,16 @@ class LayerNorm : public Block<T> {
 
   /// The row statistics of the last forward: mean and rstd = 1 / sqrt(var + eps), `rows` each,
   /// in double whatever T is (see forward).
-  struct Context {
+  struct Context : uvp::detail::NnContextBase {
     uvp::detail::NnBuffer<double> stats;  // mean (rows) then rstd (rows)
     index rows = -1;                      // -1: no forward yet
 
-    Span<const double> mean() const noexcept { return {stats.data(), rows < 0 ? 0 : rows}; }
-    Span<const double> rstd() const noexcept {
-      return {stats.data() + (rows < 0 ? 0 : rows), rows < 0 ? 0 : rows};
-    }
+    /// Empty unless the last forward completed (holds_forward()).
+    Span<const double> mean() const noexcept { return {stats.data(), count()}; }
+    Span<const double> rstd() const noexcept { return {stats.data() + count(), count()}; }
+
+   private:
+    index count() const noexcept { return holds_forward() && rows > 0 ? rows : 0; }
   };
 
   /// normalized_shape: d, the size of the last dimension (> 0); eps > 0.
@@ -77,6 +79,7 @@ class LayerNorm : public Block<T> {
   /// X: (n, d), finite; Y: (n, d), may be X itself. Saves mean and rstd of each row in ctx.
   void forward(ConstMatrixRef<T> X, MatrixRef<T> Y, Context& ctx) const {
     constexpr const char* where = "uvp::nn::LayerNorm::forward";
+    uvp::detail::nn_begin_forward(ctx, shape());  // invalid until this forward completes
     uvp::detail::check_cols(where, "X", X.cols(), d_);
     uvp::detail::check_shape(where, "Y", Y.rows(), Y.cols(), X.rows(), d_);
     uvp::detail::nn_check_finite<T>(where, "X", X);
@@ -103,6 +106,7 @@ class LayerNorm : public Block<T> {
       else
         Y.row(r).array() = ((x - mu) * rs).template cast<T>();
     }
+    uvp::detail::nn_end_forward(ctx);
   }
 
   /// Allocating form (a local context).
@@ -153,6 +157,8 @@ class LayerNorm : public Block<T> {
   void check_backward(const char* where, const ConstMatrixRef<T>& X, const Context& ctx,
                       const ConstMatrixRef<T>& dY) const {
     uvp::detail::check_cols(where, "X", X.cols(), d_);
+    const auto s = shape();
+    uvp::detail::nn_require_forward(where, ctx, "LayerNorm", &s);
     if (ctx.rows != X.rows())
       uvp::detail::raise<shape_error>(where, ": the context holds ", ctx.rows < 0 ? 0 : ctx.rows,
                                       " rows of statistics, X has ", X.rows(),
@@ -172,6 +178,8 @@ class LayerNorm : public Block<T> {
       db.transpose().array() += dY.row(r).array();
     }
   }
+
+  uvp::detail::NnBlockShape shape() const noexcept { return {{"normalized_shape", d_}}; }
 
   index d_;
   double eps_;

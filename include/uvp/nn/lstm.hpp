@@ -89,10 +89,10 @@ void lstm_forward_row(T* gates, const T* bias, const T* c_prev, T* c, T* tc, T* 
            T* pcn, T* ptc, T* ph) {
           const B i = s::sigmoid(B::load_unaligned(pi) + B::load_unaligned(qi));
           const B f = s::sigmoid(B::load_unaligned(pf) + B::load_unaligned(qf));
-          const B g = xsimd::tanh(B::load_unaligned(pg) + B::load_unaligned(qg));
+          const B g = s::tanh(B::load_unaligned(pg) + B::load_unaligned(qg));
           const B o = s::sigmoid(B::load_unaligned(po) + B::load_unaligned(qo));
           const B cn = f * B::load_unaligned(pc) + i * g;
-          const B t = xsimd::tanh(cn);
+          const B t = s::tanh(cn);
           i.store_unaligned(pi);
           f.store_unaligned(pf);
           g.store_unaligned(pg);
@@ -127,11 +127,11 @@ void lstm_forward_row_inplace(const T* gates, const T* bias, T* c, T* h, index H
            const T* qo, T* pc, T* ph) {
           const B i = s::sigmoid(B::load_unaligned(pi) + B::load_unaligned(qi));
           const B f = s::sigmoid(B::load_unaligned(pf) + B::load_unaligned(qf));
-          const B g = xsimd::tanh(B::load_unaligned(pg) + B::load_unaligned(qg));
+          const B g = s::tanh(B::load_unaligned(pg) + B::load_unaligned(qg));
           const B o = s::sigmoid(B::load_unaligned(po) + B::load_unaligned(qo));
           const B cn = f * B::load_unaligned(pc) + i * g;
           cn.store_unaligned(pc);
-          (o * xsimd::tanh(cn)).store_unaligned(ph);
+          (o * s::tanh(cn)).store_unaligned(ph);
         },
         gi, gf, gg, go, bi, bf, bg, bo, c, h);
   }
@@ -228,35 +228,37 @@ class LstmCell;
 
 /// What Lstm::forward keeps for backward, and the scratch of forward_last and backward. Owned by
 /// the caller: one per thread for concurrent forwards. Its buffers only grow.
+/// Every view below is empty (0 rows) unless the last call completed (holds_forward()).
 template <class T>
-class LstmContext {
+class LstmContext : public uvp::detail::NnContextBase {
   static_assert(is_scalar_v<T>, "uvp::nn::LstmContext: T must be float or double");
 
  public:
   index batch() const noexcept { return batch_; }
   index seq_len() const noexcept { return seq_len_; }
   index hidden_size() const noexcept { return hidden_; }
-  /// True after forward (backward may follow); false after forward_last or before any call.
-  bool has_history() const noexcept { return history_; }
+  /// True after forward (backward may follow); false after forward_last, after a call that
+  /// threw, or before any call.
+  bool has_history() const noexcept { return history_ && holds_forward(); }
   /// The lengths of the last call (seq_len for every sequence when none were given).
-  Span<const index> lengths() const noexcept { return {lengths_.data(), batch_}; }
+  Span<const index> lengths() const noexcept { return {lengths_.data(), done(batch_)}; }
   /// h_t of every step of the last forward: (batch * seq_len) x H, rows t >= n_b are 0.
   /// Empty after forward_last.
-  ConstMatrixView<T> output() const noexcept { return {h_.data(), history_ ? batch_ * seq_len_ : 0, hidden_}; }
+  ConstMatrixView<T> output() const noexcept { return {h_.data(), history(batch_ * seq_len_), hidden_}; }
   /// h and c at each sequence's last valid step (t = n_b - 1): batch x H.
-  ConstMatrixView<T> last_hidden() const noexcept { return {hn_.data(), batch_, hidden_}; }
-  ConstMatrixView<T> last_cell() const noexcept { return {cn_.data(), batch_, hidden_}; }
+  ConstMatrixView<T> last_hidden() const noexcept { return {hn_.data(), done(batch_), hidden_}; }
+  ConstMatrixView<T> last_cell() const noexcept { return {cn_.data(), done(batch_), hidden_}; }
   /// Gate activations i f g o of the last forward: (batch * seq_len) x 4H (padding rows unspecified).
-  ConstMatrixView<T> gates() const noexcept {
-    return {gates_.data(), history_ ? batch_ * seq_len_ : 0, 4 * hidden_};
-  }
+  ConstMatrixView<T> gates() const noexcept { return {gates_.data(), history(batch_ * seq_len_), 4 * hidden_}; }
   /// Cell states c_t of the last forward: (batch * seq_len) x H (padding rows unspecified).
-  ConstMatrixView<T> cells() const noexcept { return {c_.data(), history_ ? batch_ * seq_len_ : 0, hidden_}; }
+  ConstMatrixView<T> cells() const noexcept { return {c_.data(), history(batch_ * seq_len_), hidden_}; }
 
  private:
   template <class, class>
   friend class Lstm;
   using Buffer = uvp::detail::AlignedBuffer<T>;
+  index done(index rows) const noexcept { return holds_forward() ? rows : 0; }
+  index history(index rows) const noexcept { return has_history() ? rows : 0; }
 
   index batch_ = 0, seq_len_ = 0, hidden_ = 0, input_ = 0, chunks_ = 1;
   bool history_ = false, initial_ = false;
@@ -271,13 +273,13 @@ class LstmContext {
 /// What LstmCell::forward keeps for backward (the gate activations and tanh(c')), and backward's
 /// scratch. Owned by the caller, one per thread; its buffers only grow.
 template <class T>
-class LstmCellContext {
+class LstmCellContext : public uvp::detail::NnContextBase {
   static_assert(is_scalar_v<T>, "uvp::nn::LstmCellContext: T must be float or double");
 
  public:
   index batch() const noexcept { return batch_; }
-  /// Gate activations i f g o of the last forward: batch x 4H.
-  ConstMatrixView<T> gates() const noexcept { return {gates_.data(), batch_, 4 * hidden_}; }
+  /// Gate activations i f g o of the last forward: batch x 4H; empty unless it completed.
+  ConstMatrixView<T> gates() const noexcept { return {gates_.data(), holds_forward() ? batch_ : 0, 4 * hidden_}; }
 
  private:
   template <class, class>
@@ -332,6 +334,7 @@ class LstmCell : public Block<T> {
   void forward(ConstMatrixRef<T> x, ConstMatrixRef<T> h, ConstMatrixRef<T> c, MatrixRef<T> h_out,
                MatrixRef<T> c_out, Context& ctx) const {
     constexpr const char* where = "uvp::nn::LstmCell::forward";
+    uvp::detail::nn_begin_forward(ctx, shape());  // invalid until this forward completes
     const index B = x.rows(), H = hid_, G4 = 4 * hid_;
     uvp::detail::check_cols(where, "x", x.cols(), in_);
     uvp::detail::check_shape(where, "h", h.rows(), h.cols(), B, H);
@@ -346,13 +349,15 @@ class LstmCell : public Block<T> {
     T* gates = uvp::detail::grow(ctx.gates_, B * G4);
     T* tc = uvp::detail::grow(ctx.tc_, B * H);
     sum_biases(bias);
-    if (B == 0) return;
-    MatrixView<T> G(gates, B, G4);
-    G.noalias() = x * weight_ih().transpose();
-    G.noalias() += h * weight_hh().transpose();
-    for (index r = 0; r < B; ++r)
-      uvp::detail::lstm_forward_row(gates + r * G4, bias, c.row(r).data(), c_out.row(r).data(), tc + r * H,
-                                    h_out.row(r).data(), H);
+    if (B > 0) {
+      MatrixView<T> G(gates, B, G4);
+      G.noalias() = x * weight_ih().transpose();
+      G.noalias() += h * weight_hh().transpose();
+      for (index r = 0; r < B; ++r)
+        uvp::detail::lstm_forward_row(gates + r * G4, bias, c.row(r).data(), c_out.row(r).data(), tc + r * H,
+                                      h_out.row(r).data(), H);
+    }
+    uvp::detail::nn_end_forward(ctx);
   }
 
   /// Gradients of the last forward (run with ctx on these x, h, c): from dh_out (B x H) and
@@ -362,6 +367,8 @@ class LstmCell : public Block<T> {
                 ConstMatrixRef<T> dc_out, MatrixRef<T> dx, MatrixRef<T> dh, MatrixRef<T> dc, Context& ctx) {
     constexpr const char* where = "uvp::nn::LstmCell::backward";
     const index B = x.rows(), H = hid_, G4 = 4 * hid_;
+    const auto s = shape();
+    uvp::detail::nn_require_forward(where, ctx, "LstmCell", &s);
     if (ctx.hidden_ != H || ctx.input_ != in_ || ctx.batch_ != B)
       uvp::detail::raise<invalid_argument>(where, ": ctx holds no forward of this cell on ", B,
                                            " rows (call forward first)");
@@ -406,6 +413,7 @@ class LstmCell : public Block<T> {
     const T *a = value(t_.b_ih), *b = value(t_.b_hh);
     for (index j = 0; j < 4 * hid_; ++j) out[j] = a[j] + b[j];
   }
+  uvp::detail::NnBlockShape shape() const noexcept { return {{"input_size", in_}, {"hidden_size", hid_}}; }
 
   index in_, hid_;
   uvp::detail::LstmTensorIds t_;
@@ -466,6 +474,7 @@ class Lstm : public Block<T> {
   void forward_last(ConstMatrixRef<T> X, index batch, index seq_len, Span<const index> lengths,
                     MatrixRef<T> h_last, Context& ctx) const {
     constexpr const char* where = "uvp::nn::Lstm::forward_last";
+    uvp::detail::nn_begin_forward(ctx, shape());
     uvp::detail::check_shape(where, "h_last", h_last.rows(), h_last.cols(), batch, hid_);
     run(where, X, batch, seq_len, lengths, nullptr, nullptr, ctx, false);
     h_last = ctx.last_hidden();
@@ -473,6 +482,7 @@ class Lstm : public Block<T> {
   void forward_last(ConstMatrixRef<T> X, index batch, index seq_len, Span<const index> lengths,
                     ConstMatrixRef<T> h0, ConstMatrixRef<T> c0, MatrixRef<T> h_last, Context& ctx) const {
     constexpr const char* where = "uvp::nn::Lstm::forward_last";
+    uvp::detail::nn_begin_forward(ctx, shape());
     uvp::detail::check_shape(where, "h_last", h_last.rows(), h_last.cols(), batch, hid_);
     run(where, X, batch, seq_len, lengths, &h0, &c0, ctx, false);
     h_last = ctx.last_hidden();
@@ -523,6 +533,7 @@ class Lstm : public Block<T> {
   void run(const char* where, const ConstMatrixRef<T>& X, index batch, index seq_len, Span<const index> lengths,
            const ConstMatrixRef<T>* h0, const ConstMatrixRef<T>* c0, Context& ctx, bool history) const {
     const index H = hid_, G4 = 4 * hid_, S = seq_len;
+    uvp::detail::nn_begin_forward(ctx, shape());  // invalid until this call completes
     uvp::detail::check_sequence_batch<T>(where, X, in_, batch, seq_len, lengths,
                                          uvp::detail::LengthsWording::steps);
     if (h0) {
@@ -577,6 +588,7 @@ class Lstm : public Block<T> {
                     ctx.xp_.data() + k * block * S * G4, ctx);
       });
     }
+    uvp::detail::nn_end_forward(ctx);
   }
 
   // Sequences [b0, b1) with history: gates, c, tanh(c), h of every step, batch-first.
@@ -649,7 +661,9 @@ class Lstm : public Block<T> {
   void backprop(const char* where, const ConstMatrixRef<T>& X, const ConstMatrixRef<T>& dH,
                 const ConstMatrixRef<T>& dh_last, MatrixRef<T>* dX, MatrixRef<T>* dh0, MatrixRef<T>* dc0,
                 Context& ctx) {
-    if (!ctx.history_ || ctx.hidden_ != hid_ || ctx.input_ != in_)
+    const auto s = shape();
+    uvp::detail::nn_require_forward(where, ctx, "Lstm", &s);
+    if (!ctx.history_)
       uvp::detail::raise<invalid_argument>(where,
                                            ": ctx holds no forward pass of this Lstm (call forward, not "
                                            "forward_last, first)");
@@ -657,6 +671,7 @@ class Lstm : public Block<T> {
     uvp::detail::check_shape(where, "X", X.rows(), X.cols(), N, in_);
     const bool has_dH = uvp::detail::lstm_optional(where, "dH", dH.rows(), dH.cols(), N, H);
     const bool has_last = uvp::detail::lstm_optional(where, "dh_last", dh_last.rows(), dh_last.cols(), B, H);
+    if (B == 0) return;  // an empty batch: no gradient, parameters untouched
     if (!has_dH && !has_last)
       uvp::detail::raise<invalid_argument>(where, ": dH and dh_last are both empty (nothing to backpropagate)");
     T* dG = uvp::detail::grow(ctx.dgates_, N * G4);
@@ -759,6 +774,8 @@ class Lstm : public Block<T> {
           ConstStrided(dG + (b0 * S + t) * G4, nb, G4, Eigen::OuterStride<>(S * G4)) * Whh;
     }
   }
+
+  uvp::detail::NnBlockShape shape() const noexcept { return {{"input_size", in_}, {"hidden_size", hid_}}; }
 
   index in_, hid_;
   uvp::detail::LstmTensorIds t_;

@@ -15,6 +15,82 @@
 #include "uvp/core/parameters.hpp"
 #include "uvp/core/tensor.hpp"
 
+namespace uvp::detail {
+
+/// A block's shape as a context records it: up to six named sizes ({"embed_dim", 8}, ...).
+struct NnBlockShape {
+  static constexpr int max_dims = 6;
+  const char* names[max_dims] = {};
+  index values[max_dims] = {};
+  int size = 0;
+
+  NnBlockShape() = default;
+  NnBlockShape(std::initializer_list<std::pair<const char*, index>> dims) noexcept {
+    for (const auto& d : dims)
+      if (size < max_dims) names[size] = d.first, values[size++] = d.second;
+  }
+  friend bool operator==(const NnBlockShape& a, const NnBlockShape& b) noexcept {
+    if (a.size != b.size) return false;
+    for (int i = 0; i < a.size; ++i)
+      if (a.values[i] != b.values[i]) return false;
+    return true;
+  }
+  std::string str() const {
+    std::string out;
+    for (int i = 0; i < size; ++i) out += (i ? ", " : "") + std::string(names[i]) + " = " + std::to_string(values[i]);
+    return out;
+  }
+};
+
+/// What every nn block's Context shares: whether it holds a completed forward pass, and the
+/// shape of the block that ran it. A block's forward calls nn_begin_forward first (so a forward
+/// that throws, at any point, leaves the context invalid) and nn_end_forward last; its backward
+/// and the context's accessors call nn_require_forward. One mechanism for every block.
+class NnContextBase {
+ public:
+  /// True when the last forward run with this context completed; false before any forward and
+  /// after one that threw. Backward and the index accessors require it.
+  bool holds_forward() const noexcept { return complete_; }
+
+ protected:
+  NnContextBase() = default;
+
+ private:
+  friend void nn_begin_forward(NnContextBase& ctx, const NnBlockShape& shape) noexcept;
+  friend void nn_end_forward(NnContextBase& ctx) noexcept;
+  friend void nn_require_forward(const char* where, const NnContextBase& ctx, const char* block,
+                                 const NnBlockShape* shape);
+  NnBlockShape shape_;
+  bool complete_ = false;
+};
+
+inline void nn_begin_forward(NnContextBase& ctx, const NnBlockShape& shape) noexcept {
+  ctx.complete_ = false;
+  ctx.shape_ = shape;
+}
+
+inline void nn_end_forward(NnContextBase& ctx) noexcept { ctx.complete_ = true; }
+
+/// uvp::invalid_argument unless ctx holds a completed forward pass (of a block of this shape,
+/// when shape is given). `block` is the block's name in the message ("Lstm").
+inline void nn_require_forward(const char* where, const NnContextBase& ctx, const char* block,
+                               const NnBlockShape* shape = nullptr) {
+  if (!ctx.complete_)
+    raise<invalid_argument>(where, ": ctx holds no forward pass of this ", block,
+                            " (call forward first; a forward that threw leaves none)");
+  if (shape && !(ctx.shape_ == *shape))
+    raise<invalid_argument>(where, ": ctx comes from a block with ", ctx.shape_.str(), ", this one has ",
+                            shape->str());
+}
+
+/// out_of_range_error unless 0 <= i < bound: "<where>: <what> = i is outside [0, <bound_name> = bound)".
+inline void nn_check_index(const char* where, const char* what, index i, const char* bound_name, index bound) {
+  if (i < 0 || i >= bound)
+    raise<out_of_range_error>(where, ": ", what, " = ", i, " is outside [0, ", bound_name, " = ", bound, ")");
+}
+
+}  // namespace uvp::detail
+
 namespace uvp::nn {
 
 /// One named weight tensor of a block, with PyTorch's name and shape ("weight", {out, in}).

@@ -26,11 +26,16 @@
 
 namespace uvp::detail {
 
-/// batch = dY.rows() >= 1, dX (batch * L) x C with L >= 1: the backward shapes of a global pool.
+/// batch = dY.rows(), dX (batch * L) x C with L >= 1: the backward shapes of a global pool.
+/// Returns L, or 0 for an empty batch (dY and dX with 0 rows: nothing to write).
 inline index check_pool_backward_1d(const char* where, index dy_rows, index dy_cols, index dx_rows,
                                     index dx_cols) {
-  if (dy_rows < 1) raise<invalid_argument>(where, ": dY has no rows (batch must be >= 1)");
   check_cols(where, "dX", dx_cols, dy_cols);
+  if (dy_rows == 0) {
+    if (dx_rows != 0)
+      raise<shape_error>(where, ": dX has ", dx_rows, " rows, expected 0 (dY has 0 rows: an empty batch)");
+    return 0;
+  }
   if (dx_rows < dy_rows || dx_rows % dy_rows != 0)
     raise<shape_error>(where, ": dX has ", dx_rows, " rows, not batch * seq_len for batch = dY's ", dy_rows,
                        " rows");
@@ -148,6 +153,10 @@ class GlobalMeanPool1d {
     constexpr const char* where = "uvp::nn::GlobalMeanPool1d::backward";
     const index batch = dY.rows();
     const index L = uvp::detail::check_pool_backward_1d(where, batch, dY.cols(), dX.rows(), dX.cols());
+    if (batch == 0) {
+      uvp::detail::check_size(where, "lengths", lengths.size(), lengths.empty() ? 0 : batch);
+      return;
+    }
     uvp::detail::check_sequence_batch<T>(where, dX, dX.cols(), batch, L, lengths);
     for (index b = 0; b < batch; ++b) {
       const index n = lengths.empty() ? L : lengths[b];

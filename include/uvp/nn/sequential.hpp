@@ -51,20 +51,27 @@ class Sequential {
 
   /// What one forward pass leaves for backward: each layer's output, the Dropout masks and
   /// LayerNorm statistics, the Rng of the masks (seeded by the caller), gradient buffers.
-  class Context {
+  class Context : public uvp::detail::NnContextBase {
    public:
     explicit Context(std::uint64_t seed = 0x5eed) : rng(seed) {}
     Rng rng;  ///< draws the Dropout masks of forward passes in training mode
 
-    /// Output of layer i of the last forward (rows x its columns).
-    ConstMatrixView<T> output(index i) const noexcept {
-      return {out_[static_cast<std::size_t>(i)].data(), rows_, cols_[static_cast<std::size_t>(i)]};
+    /// Output of layer i of the last forward (rows x its columns). uvp::invalid_argument when
+    /// ctx holds no completed forward, uvp::out_of_range_error for i outside [0, layers).
+    ConstMatrixView<T> output(index i) const {
+      constexpr const char* where = "uvp::nn::Sequential::Context::output";
+      uvp::detail::nn_require_forward(where, *this, "Sequential");
+      uvp::detail::nn_check_index(where, "i", i, "layers", layers_);
+      return view(i);
     }
     /// Rows of the last forward (-1 before the first).
     index rows() const noexcept { return rows_; }
 
    private:
     friend class Sequential;
+    ConstMatrixView<T> view(index i) const noexcept {
+      return {out_[static_cast<std::size_t>(i)].data(), rows_, cols_[static_cast<std::size_t>(i)]};
+    }
     void prepare(index layers, index rows) {
       if (static_cast<index>(out_.size()) != layers) {
         out_.resize(static_cast<std::size_t>(layers));
@@ -149,6 +156,7 @@ class Sequential {
   /// Runs the chain on X (n, c_0); returns a view of the output, valid until ctx's next forward.
   ConstMatrixView<T> forward(ConstMatrixRef<T> X, Context& ctx) const {
     const index L = size(), n = X.rows();
+    uvp::detail::nn_begin_forward(ctx, {{"layers", L}});  // invalid until this forward completes
     if (L == 0) uvp::detail::raise<invalid_argument>("uvp::nn::Sequential::forward: the Sequential has no layers");
     ctx.prepare(L, n);
     ctx.in_cols_ = X.cols();
@@ -161,10 +169,11 @@ class Sequential {
       if (i == 0)
         forward_layer(k, X, Y, ctx);
       else
-        forward_layer(k, ctx.output(i - 1), Y, ctx);
+        forward_layer(k, ctx.view(i - 1), Y, ctx);
       cols = out_cols;
     }
-    return ctx.output(L - 1);
+    uvp::detail::nn_end_forward(ctx);
+    return ctx.view(L - 1);
   }
 
   /// As above, copying the output into Y (n, output_cols(c_0)).
@@ -240,6 +249,8 @@ class Sequential {
   void backward_impl(const ConstMatrixRef<T>& X, Context& ctx, const ConstMatrixRef<T>& dY, MatrixRef<T>* dX) {
     constexpr const char* where = "uvp::nn::Sequential::backward";
     const index L = size(), n = X.rows();
+    const uvp::detail::NnBlockShape shape{{"layers", L}};
+    uvp::detail::nn_require_forward(where, ctx, "Sequential", &shape);
     if (ctx.layers_ != L || ctx.rows_ != n || ctx.in_cols_ != X.cols())
       uvp::detail::raise<shape_error>(where, ": the context holds a forward pass of ", ctx.rows_ < 0 ? 0 : ctx.rows_,
                                       " rows through ", ctx.layers_ < 0 ? 0 : ctx.layers_, " layers, X has ", n,
@@ -265,12 +276,12 @@ class Sequential {
       const ConstMatrixRef<T> dy =
           i == L - 1 ? ConstMatrixRef<T>(dY) : ConstMatrixRef<T>(ConstMatrixView<T>(g, n, ctx.cols_[k]));
       if (i == 0) {
-        backward_layer(k, X, ctx.output(0), dy, dX, ctx);
+        backward_layer(k, X, ctx.view(0), dy, dX, ctx);
         break;
       }
       auto dx = ctx.grad_[buf].matrix(n, ctx.cols_[k - 1]);
       MatrixRef<T> dx_ref(dx);
-      backward_layer(k, ctx.output(i - 1), ctx.output(i), dy, i > stop ? &dx_ref : nullptr, ctx);
+      backward_layer(k, ctx.view(i - 1), ctx.view(i), dy, i > stop ? &dx_ref : nullptr, ctx);
       g = dx.data();
       buf ^= 1;
     }

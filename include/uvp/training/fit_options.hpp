@@ -2,6 +2,7 @@
 // Options and per-epoch reports of uvp's minibatch training loops.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "uvp/core/check.hpp"
 #include "uvp/core/tensor.hpp"
+#include "uvp/optim/optimizer.hpp"
 
 namespace uvp {
 
@@ -20,7 +22,8 @@ struct FitOptions {
   index batch_size = 256;    ///< rows per optimizer step; the last batch of an epoch may be smaller
   bool shuffle = true;       ///< reshuffle the rows before every epoch
   std::uint64_t seed = 42;   ///< seed of the shuffling (uvp::Rng): same seed, same result
-  double lr = 1e-2;          ///< learning rate of the default optimizer (Adam) when none is passed
+  double lr = 1e-2;          ///< learning rate of the default optimizer (Adam) when none is passed;
+                             ///< finite and > 0 on every path (also checked when an optimizer is passed)
 };
 
 /// What a callback sees after each epoch.
@@ -58,7 +61,24 @@ using enable_if_callbacks =
 inline void check_fit_options(const char* where, const FitOptions& o) {
   if (o.epochs < 1) raise<invalid_argument>(where, ": options.epochs must be >= 1, got ", o.epochs);
   if (o.batch_size < 1) raise<invalid_argument>(where, ": options.batch_size must be >= 1, got ", o.batch_size);
-  if (!(o.lr > 0)) raise<invalid_argument>(where, ": options.lr must be > 0, got ", o.lr);
+  check_option_positive(where, "options.lr", o.lr);
+}
+
+template <class O, class = void>
+struct has_lr : std::false_type {};
+template <class O>
+struct has_lr<O, std::void_t<decltype(double(std::declval<const O&>().lr()))>> : std::true_type {};
+
+/// A caller-supplied optimizer: its options were validated by its constructor (uvp's Adam and
+/// Sgd, see optim/optimizer.hpp); its current learning rate, which schedules change, must be
+/// finite and >= 0 when the type has lr().
+template <class Optimizer>
+void check_fit_optimizer(const char* where, const Optimizer& opt) {
+  if constexpr (has_lr<Optimizer>::value) {
+    const double lr = double(opt.lr());
+    if (!(lr >= 0) || !std::isfinite(lr))
+      raise<invalid_argument>(where, ": the optimizer's lr must be finite and >= 0, got ", lr);
+  }
 }
 
 /// Calls every callback with the report; false from any of them stops training.

@@ -245,7 +245,7 @@ TEST_CASE("LogisticRegression rejects bad input with messages naming the argumen
   UVP_CHECK_THROWS_WITH_SUBSTR(uvp::LogisticRegression<double>(0), uvp::invalid_argument, "n_features must be >= 1, got 0");
   uvp::LogisticRegressionOptions neg;
   neg.l2 = -1;
-  UVP_CHECK_THROWS_WITH_SUBSTR(uvp::LogisticRegression<double>(3, neg), uvp::invalid_argument, "options.l2 must be >= 0");
+  UVP_CHECK_THROWS_WITH_SUBSTR(uvp::LogisticRegression<double>(3, neg), uvp::invalid_argument, "options.l2 must be finite and >= 0, got -1");
   uvp::Vector<double> out(3);
   UVP_CHECK_THROWS_WITH_SUBSTR(m.predict_proba(X, out), uvp::shape_error, "out has size 3, expected 4");
 }

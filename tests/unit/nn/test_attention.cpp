@@ -233,7 +233,7 @@ TEST_CASE("MultiHeadSelfAttention rejects bad input with messages naming the arg
                                "uvp::nn::MultiHeadSelfAttention::forward: X has 7 columns, expected 8");
   UVP_CHECK_THROWS_WITH_SUBSTR(mha.forward(X, 2, 4, none, Y, ctx), uvp::shape_error,
                                "X has 6 rows, expected batch * seq_len = 8");
-  UVP_CHECK_THROWS_WITH_SUBSTR(mha.forward(X, 0, 3, none, Y, ctx), uvp::invalid_argument, "batch must be >= 1, got 0");
+  UVP_CHECK_THROWS_WITH_SUBSTR(mha.forward(X, -1, 3, none, Y, ctx), uvp::invalid_argument, "batch must be >= 0, got -1");
   UVP_CHECK_THROWS_WITH_SUBSTR(mha.forward(X, 6, 0, none, Y, ctx), uvp::invalid_argument, "seq_len must be >= 1, got 0");
   UVP_CHECK_THROWS_WITH_SUBSTR(mha.forward(X, 2, 3, uvp::as_span(short_len), Y, ctx), uvp::shape_error,
                                "lengths has size 1, expected 2");

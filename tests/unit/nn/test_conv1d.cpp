@@ -246,7 +246,7 @@ TEST_CASE("Conv1d rejects bad arguments with clear errors") {
   C::Context ctx;
   uvp::Matrix<double> X = uvp::Matrix<double>::Random(2 * 5, 2), Y(2 * 3, 3);
   const std::vector<uvp::index> ok{5, 3};
-  UVP_CHECK_THROWS_WITH_SUBSTR(conv.forward(X, 0, 5, {}, Y, ctx), uvp::invalid_argument, "batch must be >= 1");
+  UVP_CHECK_THROWS_WITH_SUBSTR(conv.forward(X, -1, 5, {}, Y, ctx), uvp::invalid_argument, "batch must be >= 0");
   UVP_CHECK_THROWS_WITH_SUBSTR(conv.forward(X, 2, 4, {}, Y, ctx), uvp::shape_error,
                                "X has 10 rows, expected batch * seq_len = 8");
   uvp::Matrix<double> X3 = uvp::Matrix<double>::Random(10, 3);
@@ -278,7 +278,7 @@ TEST_CASE("Conv1d rejects bad arguments with clear errors") {
   C::Context fresh;
   uvp::Matrix<double> dY = uvp::Matrix<double>::Random(6, 3), dX(10, 2);
   UVP_CHECK_THROWS_WITH_SUBSTR(conv.backward(X, dY, dX, fresh), uvp::invalid_argument,
-                               "the context holds no forward pass");
+                               "ctx holds no forward pass of this Conv1d");
   conv.forward(X, 2, 5, uvp::as_span(ok), Y, ctx);
   uvp::Matrix<double> dYbad(5, 3), dXbad(10, 3);
   UVP_CHECK_THROWS_WITH_SUBSTR(conv.backward(X, dYbad, dX, ctx), uvp::shape_error,

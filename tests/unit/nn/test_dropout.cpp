@@ -126,7 +126,7 @@ TEST_CASE("Dropout rejects p outside [0, 1), bad shapes, empty contexts and non-
   uvp::Rng rng(1);
   Matrix<float> X = Matrix<float>::Ones(2, 3), Ybad(2, 2), dX(2, 3);
   UVP_CHECK_THROWS_WITH_SUBSTR(drop.backward(ctx, X, dX), uvp::invalid_argument,
-                               "uvp::nn::Dropout::backward: the context holds no forward pass");
+                               "uvp::nn::Dropout::backward: ctx holds no forward pass of this Dropout");
   UVP_CHECK_THROWS_WITH_SUBSTR(drop.forward(X, Ybad, ctx, rng), uvp::shape_error,
                                "uvp::nn::Dropout::forward: Y has shape (2, 2), expected (2, 3)");
   Matrix<float> Y(2, 3);

@@ -427,7 +427,7 @@ TEST_CASE("Lstm and LstmCell reject bad input with messages that name it") {
                                "uvp::nn::Lstm::forward: X has 6 rows, expected batch * seq_len = 8");
   UVP_CHECK_THROWS_WITH_SUBSTR(lstm.forward(Matrix<double>::Ones(B * S, I + 1), B, S, {}, ctx), shape_error,
                                "X has 4 columns, expected 3");
-  UVP_CHECK_THROWS_WITH_SUBSTR(lstm.forward(X, 0, S, {}, ctx), invalid_argument, "batch must be >= 1, got 0");
+  UVP_CHECK_THROWS_WITH_SUBSTR(lstm.forward(X, -1, S, {}, ctx), invalid_argument, "batch must be >= 0, got -1");
   UVP_CHECK_THROWS_WITH_SUBSTR(lstm.forward(X, B, 0, {}, ctx), invalid_argument, "seq_len must be >= 1, got 0");
   const std::vector<Index> too_long{3, 4}, zero{0, 3}, negative{3, -1}, wrong_size{3, 3, 3};
   UVP_CHECK_THROWS_WITH_SUBSTR(lstm.forward(X, B, S, uvp::as_span(too_long), ctx), out_of_range_error,
@@ -468,7 +468,9 @@ TEST_CASE("Lstm and LstmCell reject bad input with messages that name it") {
   uvp::nn::Lstm<double> other(I, H + 1, rng);
   lstm.forward(X, B, S, uvp::as_span(ok), ctx);
   UVP_CHECK_THROWS_WITH_SUBSTR(other.backward(X, Matrix<double>(), Matrix<double>::Ones(B, H + 1), ctx),
-                               invalid_argument, "ctx holds no forward pass of this Lstm");
+                               invalid_argument,
+                               "ctx comes from a block with input_size = 3, hidden_size = 4, this one has input_size "
+                               "= 3, hidden_size = 5");
 
   // Backward shapes.
   UVP_CHECK_THROWS_WITH_SUBSTR(lstm.backward(X, Matrix<double>(), Matrix<double>(), dX, ctx), invalid_argument,

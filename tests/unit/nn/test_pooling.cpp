@@ -113,8 +113,8 @@ TEST_CASE("Pooling rejects bad arguments with clear errors") {
   uvp::Matrix<float> X = uvp::Matrix<float>::Random(6, 2), Y(2, 2), dX(6, 2), dY(2, 2);
   std::vector<uvp::index> argmax(4);
   const std::vector<uvp::index> zero{3, 0}, too_long{3, 4}, one{3};
-  UVP_CHECK_THROWS_WITH_SUBSTR(maxpool.forward(X, 0, 3, {}, Y, uvp::as_span(argmax)), uvp::invalid_argument,
-                               "uvp::nn::GlobalMaxPool1d::forward: batch must be >= 1, got 0");
+  UVP_CHECK_THROWS_WITH_SUBSTR(maxpool.forward(X, -1, 3, {}, Y, uvp::as_span(argmax)), uvp::invalid_argument,
+                               "uvp::nn::GlobalMaxPool1d::forward: batch must be >= 0, got -1");
   UVP_CHECK_THROWS_WITH_SUBSTR(maxpool.forward(X, 2, 4, {}, Y, uvp::as_span(argmax)), uvp::shape_error,
                                "X has 6 rows, expected batch * seq_len = 8");
   UVP_CHECK_THROWS_WITH_SUBSTR(maxpool.forward(X, 2, 3, uvp::as_span(zero), Y, uvp::as_span(argmax)),

@@ -165,7 +165,7 @@ void tanh(const T* x, T* y, index n) noexcept {
   } else {
     using B = s::batch<T>;
     s::for_each_batch<T>(
-        n, [](const T* xi, T* yi) { xsimd::tanh(B::load_unaligned(xi)).store_unaligned(yi); }, x, y);
+        n, [](const T* xi, T* yi) { s::tanh(B::load_unaligned(xi)).store_unaligned(yi); }, x, y);
   }
 }
 

@@ -50,17 +50,16 @@ struct CudaMseTerm {
   }
 };
 
-/// losses/reduction.hpp's check_elementwise_loss (mean): sizes only, as on the CPU.
+/// losses/reduction.hpp's check_elementwise_loss (mean): sizes only, as on the CPU. An empty
+/// batch (n = 0) is valid, as on the CPU: the callers return 0 without a launch.
 template <class T>
-double cuda_check_elementwise_loss(const char* where, const char* first, index n,
-                                   cuda_backend::DeviceSpan<const T> targets,
+double cuda_check_elementwise_loss(const char* where, index n, cuda_backend::DeviceSpan<const T> targets,
                                    cuda_backend::DeviceSpan<T> grad,
                                    cuda_backend::DeviceSpan<const T> weights) {
-  cuda_check_not_empty(where, first, n);
   cuda_check_size(where, "targets", targets.size(), n);
   if (!grad.empty()) cuda_check_size(where, "grad", grad.size(), n);
   if (!weights.empty()) cuda_check_size(where, "weights", weights.size(), n);
-  return 1.0 / double(n);
+  return n > 0 ? 1.0 / double(n) : 1.0;
 }
 
 }  // namespace uvp::detail
@@ -69,14 +68,15 @@ namespace uvp::cuda_backend {
 
 /// Mean binary cross-entropy of logits (N) against targets (N, soft labels in [0, 1] allowed);
 /// weights (optional, N) scale each term; grad (optional, N) receives dloss/dz. All spans are
-/// device memory; the work queues on reducer.stream(). Throws uvp::invalid_argument for empty
-/// logits, uvp::shape_error for a size that differs, uvp::backend_error when CUDA fails.
+/// device memory; the work queues on reducer.stream(). An empty batch gives 0 (no launch).
+/// Throws uvp::shape_error for a size that differs, uvp::backend_error when CUDA fails.
 template <class T>
 double bce_with_logits(Reducer& reducer, DeviceSpan<const T> logits, DeviceSpan<const T> targets,
                        DeviceSpan<T> grad = {}, DeviceSpan<const T> weights = {}) {
   const index n = logits.size();
-  const double scale = detail::cuda_check_elementwise_loss(
-      "uvp::cuda_backend::bce_with_logits", "logits", n, targets, grad, weights);
+  const double scale =
+      detail::cuda_check_elementwise_loss("uvp::cuda_backend::bce_with_logits", n, targets, grad, weights);
+  if (n == 0) return 0.0;
   return reducer.sum(detail::CudaBceTerm<T>{logits.data(), targets.data(),
                                             weights.empty() ? nullptr : weights.data(),
                                             grad.empty() ? nullptr : grad.data(), scale},
@@ -89,8 +89,8 @@ template <class T>
 double mse_loss(Reducer& reducer, DeviceSpan<const T> predictions, DeviceSpan<const T> targets,
                 DeviceSpan<T> grad = {}, DeviceSpan<const T> weights = {}) {
   const index n = predictions.size();
-  const double scale = detail::cuda_check_elementwise_loss(
-      "uvp::cuda_backend::mse_loss", "predictions", n, targets, grad, weights);
+  const double scale = detail::cuda_check_elementwise_loss("uvp::cuda_backend::mse_loss", n, targets, grad, weights);
+  if (n == 0) return 0.0;
   return reducer.sum(detail::CudaMseTerm<T>{predictions.data(), targets.data(),
                                             weights.empty() ? nullptr : weights.data(),
                                             grad.empty() ? nullptr : grad.data(), scale},

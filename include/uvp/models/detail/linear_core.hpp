@@ -150,6 +150,7 @@ FitResult run_minibatch_fit(const char* where, AffineCore<T>& core, ConstMatrixR
                             Optimizer& opt, const FitOptions& options, Step&& step,
                             Callbacks&... callbacks) {
   check_fit_options(where, options);
+  check_fit_optimizer(where, opt);
   const index n = X.rows(), d = X.cols();
   const index bs = std::min(options.batch_size, n);
   MinibatchBuffers<T> buf;
