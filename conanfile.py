@@ -58,7 +58,9 @@ class UvpConan(ConanFile):
         self.requires("eigen/[>=3.4.0 <6]", transitive_headers=True)
         self.requires("xsimd/[>=8.1.0 <15]", transitive_headers=True)
         if self.options.openmp:
-            self.requires("openmp/system", transitive_headers=True, transitive_libs=True)
+            # ConanCenter's OpenMP meta-package (there is no openmp/system): the compiler's runtime,
+            # target OpenMP::OpenMP_CXX.
+            self.requires("openmp/cci.latest", transitive_headers=True, transitive_libs=True)
 
     def package_id(self):
         # Header-only: one package for every configuration; the options act in package_info().
@@ -76,6 +78,40 @@ class UvpConan(ConanFile):
         include = os.path.join(self.source_folder, "include")
         for pattern in ("*.hpp", "*.cuh"):
             copy(self, pattern, include, os.path.join(self.package_folder, "include"))
+        # Dependencies taken from the system ([platform_requires] or a [system] package, as a distro's
+        # Eigen, xsimd and the compiler's OpenMP) come with no include paths or targets from Conan:
+        # these modules find them the way uvp's own CMake config does. With ConanCenter's packages
+        # the targets exist already and the modules only add a link that is already there.
+        save(self, os.path.join(self.package_folder, self._deps_module), textwrap.dedent("""\
+            # uvp's dependencies, found when Conan did not provide their targets (system packages).
+            if(NOT TARGET Eigen3::Eigen)
+              find_package(Eigen3 3.4 QUIET NO_MODULE)
+            endif()
+            # Debian's xsimd 8.1 config links a bare `xtl` that it never finds: an empty target.
+            if(NOT TARGET xsimd AND NOT TARGET xtl)
+              find_package(xtl QUIET NO_MODULE)
+              if(NOT TARGET xtl)
+                add_library(xtl INTERFACE IMPORTED)
+              endif()
+            endif()
+            if(NOT TARGET xsimd)
+              find_package(xsimd QUIET NO_MODULE)
+            endif()
+            foreach(_uvp_dep Eigen3::Eigen xsimd)
+              if(NOT TARGET ${_uvp_dep})
+                message(FATAL_ERROR "uvp needs ${_uvp_dep}: Conan did not provide it and find_package did not find "
+                                    "it (install Eigen 3.4 and xsimd, e.g. Debian's libeigen3-dev libxsimd-dev)")
+              endif()
+              set_property(TARGET uvp::uvp APPEND PROPERTY INTERFACE_LINK_LIBRARIES ${_uvp_dep})
+            endforeach()
+        """))
+        save(self, os.path.join(self.package_folder, self._openmp_module), textwrap.dedent("""\
+            # uvp's openmp option: OpenMP::OpenMP_CXX in uvp::uvp's link interface.
+            if(NOT TARGET OpenMP::OpenMP_CXX)
+              find_package(OpenMP REQUIRED COMPONENTS CXX)
+            endif()
+            set_property(TARGET uvp::uvp APPEND PROPERTY INTERFACE_LINK_LIBRARIES OpenMP::OpenMP_CXX)
+        """))
         # Always packaged (package_id is cleared); used only when the cuda option is on.
         save(self, os.path.join(self.package_folder, self._cuda_module), textwrap.dedent("""\
             # uvp's cuda option: uvp::cuda = uvp::uvp + CUDA::cublas, as the `cuda` component
@@ -88,6 +124,14 @@ class UvpConan(ConanFile):
         """))
 
     @property
+    def _deps_module(self):
+        return os.path.join("lib", "cmake", "uvp-dependencies.cmake")
+
+    @property
+    def _openmp_module(self):
+        return os.path.join("lib", "cmake", "uvp-openmp.cmake")
+
+    @property
     def _cuda_module(self):
         return os.path.join("lib", "cmake", "uvp-cuda-target.cmake")
 
@@ -98,5 +142,9 @@ class UvpConan(ConanFile):
         self.cpp_info.set_property("pkg_config_name", "uvp")
         self.cpp_info.bindirs = []
         self.cpp_info.libdirs = []
+        modules = [self._deps_module]
+        if self.options.openmp:
+            modules.append(self._openmp_module)
         if self.options.cuda:
-            self.cpp_info.set_property("cmake_build_modules", [self._cuda_module])
+            modules.append(self._cuda_module)
+        self.cpp_info.set_property("cmake_build_modules", modules)

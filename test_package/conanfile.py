@@ -4,12 +4,12 @@ import os
 
 from conan import ConanFile
 from conan.tools.build import can_run
-from conan.tools.cmake import CMake, cmake_layout
+from conan.tools.cmake import CMake, CMakeToolchain, cmake_layout
 
 
 class TestPackageConan(ConanFile):
     settings = "os", "arch", "compiler", "build_type"
-    generators = "CMakeDeps", "CMakeToolchain", "VirtualRunEnv"
+    generators = "CMakeDeps", "VirtualRunEnv"
     test_type = "explicit"
 
     def requirements(self):
@@ -17,6 +17,12 @@ class TestPackageConan(ConanFile):
 
     def layout(self):
         cmake_layout(self)
+
+    def generate(self):
+        # The program checks that uvp's openmp option reached the compiler (_OPENMP) or did not.
+        tc = CMakeToolchain(self)
+        tc.variables["UVP_TEST_EXPECT_OPENMP"] = bool(self.dependencies["uvp"].options.openmp)
+        tc.generate()
 
     def build(self):
         cmake = CMake(self)

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <streambuf>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -14,6 +15,7 @@
 #include "uvp/clv/date.hpp"
 #include "uvp/core/config.hpp"
 #include "uvp/core/error.hpp"
+#include "uvp/io/file.hpp"
 
 namespace uvp {
 
@@ -60,7 +62,10 @@ inline bool parse_amount(std::string_view s, double& out) {
   return end == tmp.c_str() + tmp.size() && std::isfinite(out);
 }
 
-inline TransactionLog parse_cdnow_stream(std::istream& in, const std::string& name) {
+/// The CDNOW reader over a stream. `name` (a path, or "<string>") and `where` (the public
+/// function) start every message: "uvp::read_cdnow_transactions: path:line: ...".
+inline TransactionLog parse_cdnow_stream(std::istream& in, const std::string& name,
+                                         const char* where = "uvp::read_cdnow_transactions") {
   TransactionLog log;
   std::string line;
   index line_no = 0;
@@ -70,31 +75,28 @@ inline TransactionLog parse_cdnow_stream(std::istream& in, const std::string& na
     const auto fields = split_whitespace(line);
     if (fields.empty()) continue;
     if (fields.size() != 4 && fields.size() != 5)
-      raise<parse_error>(name, ":", line_no,
+      raise<parse_error>(where, ": ", name, ":", line_no,
                          ": expected 4 fields (customer id, yyyymmdd, quantity, amount) or 5 "
                          "(master id, sample id, yyyymmdd, quantity, amount), got ",
                          fields.size());
     const std::size_t off = fields.size() - 4;  // the 5-column sample: the second column is the id
     const std::string_view id = fields[off], date_text = fields[off + 1], amount_text = fields[off + 3];
     if (!seen_data) {
-      // A header line: its date field is not made of digits.
-      int dummy = 0;
-      if (!parse_digits(date_text, dummy)) {
-        seen_data = true;
-        continue;
-      }
+      seen_data = true;
+      // A header line: its date field has no digit at all ("date", "yyyymmdd"). Only a test
+      // for digits, never a parse: a long digit string is a bad date, not a header.
+      if (date_text.find_first_of("0123456789") == std::string_view::npos) continue;
     }
-    seen_data = true;
     Date day;
     try {
       day = parse_date(date_text);
     } catch (const parse_error& e) {
-      raise<parse_error>(name, ":", line_no, ": ", e.what());
+      raise<parse_error>(where, ": ", name, ":", line_no, ": ", e.what());
     }
     double value = 0;
     if (!parse_amount(amount_text, value))
-      raise<parse_error>(name, ":", line_no, ": amount '", amount_text, "' is not a finite number");
-    if (value < 0) raise<parse_error>(name, ":", line_no, ": amount ", value, " is negative");
+      raise<parse_error>(where, ": ", name, ":", line_no, ": amount '", amount_text, "' is not a finite number");
+    if (value < 0) raise<parse_error>(where, ": ", name, ":", line_no, ": amount ", value, " is negative");
     log.add(std::string(id), day, value);
   }
   return log;
@@ -106,20 +108,27 @@ inline TransactionLog parse_cdnow_stream(std::istream& in, const std::string& na
 /// CDNOW_sample.txt): whitespace-separated fields, one transaction a line, either
 ///   customer_id  yyyymmdd  quantity  amount                 (CDNOW_master.txt), or
 ///   master_id    sample_id yyyymmdd  quantity  amount       (CDNOW_sample.txt: the sample id is kept),
-/// with or without a header line (recognised by a non-numeric date field on the first line). The
-/// quantity is read past. Dates may also be written YYYY-MM-DD. Customer ids are kept verbatim
-/// ("0001" stays "0001"). A malformed line throws uvp::parse_error naming path:line; a missing
-/// file uvp::io_error.
+/// with or without a header line (recognised by a date field without any digit on the first
+/// line). The quantity is read past. Dates may also be written YYYY-MM-DD. Customer ids are kept verbatim
+/// ("0001" stays "0001"). A malformed line throws uvp::parse_error naming path:line; a missing or
+/// unreadable file, or a path that is not a regular file (a directory, FIFO, device), uvp::io_error.
 inline TransactionLog read_cdnow_transactions(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) detail::raise<io_error>("uvp::read_cdnow_transactions: cannot open '", path, "'");
-  return detail::parse_cdnow_stream(in, path);
+  const std::string text = detail::read_whole_file("uvp::read_cdnow_transactions", path);
+  // The parser reads a stream: one over the text in place, without copying it.
+  struct TextBuf : std::streambuf {
+    explicit TextBuf(const std::string& t) {
+      char* b = const_cast<char*>(t.data());  // only read: a streambuf's get area is char*
+      setg(b, b, b + t.size());
+    }
+  } buf(text);
+  std::istream in(&buf);
+  return detail::parse_cdnow_stream(in, detail::printable(path, 1024));
 }
 
 /// The same as read_cdnow_transactions, from text in memory; `name` appears in error messages.
 inline TransactionLog parse_cdnow_transactions(const std::string& text, const std::string& name = "<string>") {
   std::istringstream in(text);
-  return detail::parse_cdnow_stream(in, name);
+  return detail::parse_cdnow_stream(in, name, "uvp::parse_cdnow_transactions");
 }
 
 }  // namespace uvp

@@ -7,7 +7,6 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -20,6 +19,7 @@
 
 #include "uvp/core/error.hpp"
 #include "uvp/core/tensor.hpp"
+#include "uvp/io/file.hpp"
 
 namespace uvp {
 
@@ -79,12 +79,13 @@ class CsvTable {
       const index shown = std::min<index>(cols(), 64);
       for (index i = 0; i < shown; ++i) {
         if (i) available += ", ";
-        available += '\'' + names_[std::size_t(i)] + '\'';
+        available += '\'' + detail::printable(names_[std::size_t(i)]) + '\'';
       }
       if (shown < cols()) available += detail::str(", ... (", cols() - shown, " more)");
       if (available.empty()) available = "(none)";
-      detail::raise<out_of_range_error>("uvp::CsvTable::column_index: no column named '", column,
-                                        "' in ", name_, "; columns are: ", available);
+      detail::raise<out_of_range_error>("uvp::CsvTable::column_index: no column named '",
+                                        detail::printable(column), "' in ", detail::printable(name_, 1024),
+                                        "; columns are: ", available);
     }
     return c;
   }
@@ -220,7 +221,7 @@ class CsvTable {
         ++line;
         line_start = q + 1;
       }
-    return detail::str(name_, ':', line, ':', p - line_start + 1);
+    return detail::str(detail::printable(name_, 1024), ':', line, ':', p - line_start + 1);
   }
 
   template <class T>
@@ -228,7 +229,8 @@ class CsvTable {
     const Cell& cl = cell(r, c);
     if (cl.flags & missing_flag) {
       if (missing == Missing::nan) return std::numeric_limits<T>::quiet_NaN();
-      detail::raise<parse_error>(where, ": ", locate(r, c), ": column '", names_[std::size_t(c)],
+      detail::raise<parse_error>(where, ": ", locate(r, c), ": column '",
+                                 detail::printable(names_[std::size_t(c)]),
                                  "': missing value (pass uvp::Missing::nan to read it as NaN)");
     }
     std::string_view s = text_of(cl);
@@ -238,9 +240,9 @@ class CsvTable {
     T value{};
     const int status = from_chars_checked(s, value);
     if (status != 0)
-      detail::raise<parse_error>(where, ": ", locate(r, c), ": column '", names_[std::size_t(c)],
-                                 "': cannot parse \"", text_of(cl),
-                                 "\" as a number",
+      detail::raise<parse_error>(where, ": ", locate(r, c), ": column '",
+                                 detail::printable(names_[std::size_t(c)]), "': cannot parse \"",
+                                 detail::printable(text_of(cl)), "\" as a number",
                                  status == 2 ? (std::is_same_v<T, float> ? " (out of float range)"
                                                                           : " (out of double range)")
                                              : "");
@@ -313,8 +315,8 @@ inline void CsvTable::parse(const char* where) {
   index line = 1;
 
   auto fail = [&](const char* at, index at_line, const char* at_line_start, const auto&... msg) {
-    detail::raise<parse_error>(where, ": ", name_, ':', at_line, ':', at - at_line_start + 1, ": ",
-                               msg...);
+    detail::raise<parse_error>(where, ": ", detail::printable(name_, 1024), ':', at_line, ':',
+                               at - at_line_start + 1, ": ", msg...);
   };
 
   bool stop[256] = {};
@@ -368,7 +370,7 @@ inline void CsvTable::parse(const char* where) {
           break;
         }
         if (p < end && *p != delim && *p != '\n' && !(*p == '\r' && (p + 1 == end || p[1] == '\n')))
-          fail(p, line, line_start, "unexpected character '", *p,
+          fail(p, line, line_start, "unexpected character '", detail::printable(std::string_view(p, 1)),
                "' after the closing quote of a quoted field");
         if (escaped) {
           c.flags |= escaped_flag;
@@ -444,20 +446,39 @@ inline void CsvTable::parse(const char* where) {
     parse_record(record, -1, extra_at, extra_line, extra_line_start);
     names_.reserve(record.size());
     for (const Cell& c : record) names_.emplace_back(text_of(c));
-    for (std::size_t i = 0; i < names_.size(); ++i)
-      for (std::size_t j = 0; j < i; ++j)
-        if (names_[i] == names_[j])
-          fail(header_at, header_line, header_line_start, "duplicate column name '", names_[i],
-               "' (columns ", j + 1, " and ", i + 1, ")");
+    // Duplicates by sorting (name, position): O(n log n), so a header of 10^5 or more columns is
+    // checked at once. Reported as a pairwise scan would: the earliest column that repeats an
+    // earlier name, with that name's first column.
+    std::vector<std::pair<std::string_view, std::size_t>> sorted;
+    sorted.reserve(names_.size());
+    for (std::size_t i = 0; i < names_.size(); ++i) sorted.emplace_back(names_[i], i);
+    std::sort(sorted.begin(), sorted.end());
+    std::size_t first = 0, second = names_.size();
+    for (std::size_t k = 1; k < sorted.size(); ++k)
+      if (sorted[k].first == sorted[k - 1].first && sorted[k].second < second &&
+          (k < 2 || sorted[k - 2].first != sorted[k].first)) {
+        first = sorted[k - 1].second;
+        second = sorted[k].second;
+      }
+    if (second < names_.size())
+      fail(header_at, header_line, header_line_start, "duplicate column name '",
+           detail::printable(names_[second]), "' (columns ", first + 1, " and ", second + 1, ")");
     ncols = static_cast<index>(names_.size());
   }
 
   // One cell per field: reserve from the count of line ends (an upper bound on records but for
-  // quoted line breaks).
+  // quoted line breaks), and never more cells than the text can hold: a record of n fields takes
+  // at least n - 1 delimiters and a line end, so a wide header over many short lines (malformed,
+  // reported at its first short row) cannot make the reservation explode.
   index lines_left = 1;
   for (const char* q = p; (q = static_cast<const char*>(std::memchr(q, '\n', std::size_t(end - q))));
        ++q)
     ++lines_left;
+  auto reserve_cells = [&](index width) {
+    const index by_text = static_cast<index>(end - p) + 1;
+    const index bound = width > 0 && lines_left > by_text / width ? by_text : lines_left * width;
+    cells_.reserve(cells_.size() + std::size_t(bound));
+  };
   row_pos_.reserve(std::size_t(lines_left));
   row_line_.reserve(std::size_t(lines_left));
 
@@ -471,9 +492,9 @@ inline void CsvTable::parse(const char* where) {
       ncols = static_cast<index>(cells_.size());
       names_.reserve(std::size_t(ncols));
       for (index i = 0; i < ncols; ++i) names_.push_back(std::to_string(i));
-      cells_.reserve(std::size_t(lines_left * ncols));
+      reserve_cells(ncols);
     } else {
-      if (cells_.capacity() == 0) cells_.reserve(std::size_t(lines_left * ncols));
+      if (cells_.capacity() == 0) reserve_cells(ncols);
       const std::size_t before = cells_.size();
       const char* rec_line_start = line_start;
       parse_record(cells_, ncols, extra_at, extra_line, extra_line_start);
@@ -500,36 +521,15 @@ inline void CsvTable::parse(const char* where) {
   }
 }
 
-/// Reads a whole CSV file (see CsvOptions for the grammar). An unopenable or unreadable file
-/// throws uvp::io_error naming the path; malformed text throws uvp::parse_error
+/// Reads a whole CSV file (see CsvOptions for the grammar). A path that is missing, unreadable, or
+/// not a regular file (a directory, FIFO, device) throws uvp::io_error naming the path (see
+/// detail::read_whole_file); malformed text throws uvp::parse_error
 /// "uvp::read_csv: path:line:col: what". The file is read in one piece and tokenized in place.
 inline CsvTable read_csv(const std::string& path, const CsvOptions& options) {
   constexpr const char* where = "uvp::read_csv";
   detail::check_csv_options(where, options);
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f)
-    detail::raise<io_error>(where, ": cannot open '", path, "': ",
-                            std::generic_category().message(errno));
-  struct Closer {
-    std::FILE* f;
-    ~Closer() { std::fclose(f); }
-  } closer{f};
   CsvTable t;
-  std::string& text = t.text_;
-  // One read into a buffer sized from the file's length, then whatever is left (a file that grew).
-  if (std::fseek(f, 0, SEEK_END) == 0) {
-    const long size = std::ftell(f);
-    std::rewind(f);
-    if (size > 0 && size < (long(1) << 40)) {
-      text.resize(std::size_t(size));
-      text.resize(std::fread(&text[0], 1, text.size(), f));
-    }
-  }
-  char buf[4096];
-  for (std::size_t got; (got = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, got);
-  if (std::ferror(f))
-    detail::raise<io_error>(where, ": cannot read '", path, "': ",
-                            std::generic_category().message(errno));
+  t.text_ = detail::read_whole_file(where, path);
   t.name_ = path;
   t.options_ = options;
   t.parse(where);

@@ -13,17 +13,19 @@
 //        end-4 u32      CRC-32 (ISO-HDLC, as zlib's crc32) of every byte before it
 //
 // load reads and checks the whole file first (magic, version, scalar type, structure and
-// truncation, checksum, then every name and shape against the model) and copies values only
-// when all of it passed: on any error the model is unchanged. Tensors are matched by name, so the
-// order of the model's entries may change between save and load. A file is never converted
-// between float and double: loading a float32 file into a BlockList<double> (or the reverse) is
-// a uvp::format_error (save the model in the type you load it into).
+// truncation, checksum, then every name and shape against the model, then that every value is
+// finite unless LoadOptions::allow_non_finite) and copies values only when all of it passed: on
+// any error the model is unchanged. Names and paths in its messages are escaped and cut
+// (detail::printable), so a hostile file cannot fill a log with control bytes or megabytes.
+// Tensors are matched by name, so the order of the model's entries may change between save and
+// load. A file is never converted between float and double: loading a float32 file into a
+// BlockList<double> (or the reverse) is a uvp::format_error (save the model in the type you load
+// it into).
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <istream>
 #include <iterator>
 #include <limits>
@@ -134,7 +136,7 @@ std::vector<ModelTensorRef<T>> model_tensors(const char* where, const nn::BlockL
     for (const auto& t : e.block->tensors()) {
       std::string name = e.name + "." + t.name;
       if (!seen.emplace(name, out.size()).second)
-        raise<invalid_argument>(where, ": two tensors of the model are named '", name,
+        raise<invalid_argument>(where, ": two tensors of the model are named '", printable(name),
                                 "' (give the blocks distinct names)");
       out.push_back({std::move(name), e.block, &t});
     }
@@ -191,7 +193,7 @@ struct FileTensor {
 /// check passed. `source` names the file in messages ("'model.uvp'", "the stream").
 template <class T>
 void decode_model(const char* where, const std::string& source, const unsigned char* p, std::size_t size,
-                  const nn::BlockList<T>& model) {
+                  const nn::BlockList<T>& model, bool allow_non_finite = false) {
   // Structure first: every read is bounds-checked, so a truncated file says so.
   std::size_t pos = 0;
   auto need = [&](std::size_t n, const char* what) {
@@ -240,15 +242,15 @@ void decode_model(const char* where, const std::string& source, const unsigned c
       pos += 8;
       t.dims.push_back(d);
       if (d != 0 && t.numel > std::numeric_limits<std::uint64_t>::max() / elem / d)
-        raise<format_error>(where, ": ", source, " is corrupted: tensor '", t.name, "' has shape ",
+        raise<format_error>(where, ": ", source, " is corrupted: tensor '", printable(t.name), "' has shape ",
                             format_shape(t.dims), "..., too large for any file");
       t.numel *= d;
     }
-    need(static_cast<std::size_t>(t.numel) * elem, ("the values of tensor '" + t.name + "'").c_str());
+    need(static_cast<std::size_t>(t.numel) * elem, ("the values of tensor '" + printable(t.name) + "'").c_str());
     t.offset = pos;
     pos += static_cast<std::size_t>(t.numel) * elem;
     if (!by_name.emplace(t.name, file.size()).second)
-      raise<format_error>(where, ": ", source, " has two tensors named '", t.name, "'");
+      raise<format_error>(where, ": ", source, " has two tensors named '", printable(t.name), "'");
     file.push_back(std::move(t));
   }
   need(4, "the checksum");
@@ -271,13 +273,14 @@ void decode_model(const char* where, const std::string& source, const unsigned c
     const auto& m = tensors[i];
     const auto it = by_name.find(m.name);
     if (it == by_name.end())
-      raise<format_error>(where, ": ", source, " has no tensor '", m.name, "' (the model has ", tensors.size(),
-                          " tensors, the file ", file.size(), "; is it a model of another architecture?)");
+      raise<format_error>(where, ": ", source, " has no tensor '", printable(m.name), "' (the model has ",
+                          tensors.size(), " tensors, the file ", file.size(),
+                          "; is it a model of another architecture?)");
     const FileTensor& f = file[it->second];
     std::vector<std::uint64_t> mdims(m.info->shape.begin(), m.info->shape.end());
     if (f.dims != mdims)
-      raise<shape_error>(where, ": tensor '", m.name, "' has shape ", format_shape(f.dims), " in ", source,
-                         " but ", format_shape(mdims), " in the model");
+      raise<shape_error>(where, ": tensor '", printable(m.name), "' has shape ", format_shape(f.dims), " in ",
+                         source, " but ", format_shape(mdims), " in the model");
     match[i] = &f;
   }
   if (file.size() != tensors.size())
@@ -285,9 +288,27 @@ void decode_model(const char* where, const std::string& source, const unsigned c
       bool used = false;
       for (const FileTensor* m : match) used = used || m == &f;
       if (!used)
-        raise<format_error>(where, ": ", source, " has a tensor '", f.name, "' that the model lacks (the file has ",
-                            file.size(), " tensors, the model ", tensors.size(),
-                            "; is it a model of another architecture?)");
+        raise<format_error>(where, ": ", source, " has a tensor '", printable(f.name),
+                            "' that the model lacks (the file has ", file.size(), " tensors, the model ",
+                            tensors.size(), "; is it a model of another architecture?)");
+    }
+
+  // Non-finite values: a NaN or an infinity in a weight only turns every prediction into NaN later,
+  // far from its cause. Tested on the bits (all-ones exponent), so no value is converted.
+  if (!allow_non_finite)
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      const unsigned char* v = p + match[i]->offset;
+      for (std::uint64_t k = 0; k < match[i]->numel; ++k) {
+        const std::uint64_t bits = elem == 4 ? read_le(v + k * 4, 4) : read_le(v + k * 8, 8);
+        const bool finite = elem == 4 ? ((bits >> 23) & 0xFFu) != 0xFFu : ((bits >> 52) & 0x7FFu) != 0x7FFu;
+        if (finite) continue;
+        const bool nan = elem == 4 ? (bits & 0x7FFFFFu) != 0 : (bits & 0xFFFFFFFFFFFFFull) != 0;
+        const bool negative = (bits >> (elem * 8 - 1)) != 0;
+        raise<format_error>(where, ": ", source, ": tensor '", printable(tensors[i].name), "' element ", k,
+                            " (of ", match[i]->numel, ") is ", nan ? "nan" : negative ? "-inf" : "inf",
+                            "; non-finite weights are refused (uvp::nn::LoadOptions::allow_non_finite "
+                            "loads them anyway)");
+      }
     }
 
   // Every check passed: copy.
@@ -311,8 +332,19 @@ namespace uvp::nn {
 /// The model file format version this build writes and reads.
 inline constexpr std::uint32_t model_file_version = uvp::detail::model_file_version;
 
-/// Writes every tensor of `model` to `path`, atomically (uvp::write_file_atomic: a temporary
-/// "<path>.tmp" renamed over `path`, so an existing file stays intact if writing fails).
+/// What load accepts beyond a valid file.
+struct LoadOptions {
+  /// false (default): a NaN or infinity anywhere in the file's values is a uvp::format_error naming
+  /// the tensor and the element's flat index, and the model is left unchanged. true: such values
+  /// are loaded as they are (for a model whose non-finite weights are deliberate, such as -inf
+  /// biases that mask outputs; predictions may then be NaN).
+  bool allow_non_finite = false;
+};
+
+/// Writes every tensor of `model` to `path`, atomically and durably (uvp::write_file_atomic: a
+/// uniquely named temporary file in the same directory, synced and renamed over `path`, so an
+/// existing file stays intact if writing fails, and concurrent saves and loads of one path never
+/// see a partial file).
 /// uvp::io_error when the file cannot be written; uvp::invalid_argument when two tensors of the
 /// model share a full name.
 template <class T>
@@ -338,41 +370,49 @@ void save(std::vector<std::uint8_t>& bytes, const BlockList<T>& model) {
 /// Loads a file written by save into `model` (the blocks the list points to; the list itself is
 /// not changed, hence const). Checks everything before copying anything; on error the model's
 /// values are unchanged and the exception is:
-///   uvp::io_error      the file cannot be opened or read
+///   uvp::io_error      the file cannot be opened or read, or `path` is not a regular file (a
+///                      directory, FIFO, device)
 ///   uvp::format_error  not a uvp model file, another format version, truncated, corrupted
-///                      (checksum), another scalar type, or tensors the model lacks / the file lacks
+///                      (checksum), another scalar type, tensors the model lacks / the file lacks,
+///                      or a NaN / infinity among the values (unless options.allow_non_finite)
 ///   uvp::shape_error   a tensor of the same name but another shape (both shapes in the message)
 template <class T>
-void load(const std::string& path, const BlockList<T>& model) {
+void load(const std::string& path, const BlockList<T>& model, const LoadOptions& options) {
   constexpr const char* where = "uvp::nn::load";
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) uvp::detail::raise<io_error>(where, ": cannot open '", path, "'");
-  const std::streamoff size = in.tellg();
-  in.seekg(0);
-  if (size < 0 || !in) uvp::detail::raise<io_error>(where, ": cannot read '", path, "'");
-  std::string bytes(static_cast<std::size_t>(size), '\0');
-  in.read(bytes.data(), size);
-  if (in.gcount() != size) uvp::detail::raise<io_error>(where, ": cannot read '", path, "'");
-  uvp::detail::decode_model(where, "'" + path + "'", reinterpret_cast<const unsigned char*>(bytes.data()),
-                            bytes.size(), model);
+  const std::string bytes = uvp::detail::read_whole_file(where, path);
+  uvp::detail::decode_model(where, uvp::detail::quoted_path(path), reinterpret_cast<const unsigned char*>(bytes.data()),
+                            bytes.size(), model, options.allow_non_finite);
+}
+template <class T>
+void load(const std::string& path, const BlockList<T>& model) {
+  load(path, model, LoadOptions{});
 }
 
 /// Reads the rest of a binary stream as a model file.
 template <class T>
-void load(std::istream& in, const BlockList<T>& model) {
+void load(std::istream& in, const BlockList<T>& model, const LoadOptions& options) {
   constexpr const char* where = "uvp::nn::load";
   std::ostringstream buffer;
   if (in.peek() != std::char_traits<char>::eof()) buffer << in.rdbuf();  // (<< of an empty rdbuf sets failbit)
   if (in.bad()) uvp::detail::raise<io_error>(where, ": cannot read the stream");
   const std::string bytes = std::move(buffer).str();
   uvp::detail::decode_model(where, "the stream", reinterpret_cast<const unsigned char*>(bytes.data()),
-                            bytes.size(), model);
+                            bytes.size(), model, options.allow_non_finite);
+}
+template <class T>
+void load(std::istream& in, const BlockList<T>& model) {
+  load(in, model, LoadOptions{});
 }
 
 /// Loads from bytes made by save(std::vector<std::uint8_t>&, model).
 template <class T>
+void load(const std::vector<std::uint8_t>& bytes, const BlockList<T>& model, const LoadOptions& options) {
+  uvp::detail::decode_model("uvp::nn::load", "the byte buffer", bytes.data(), bytes.size(), model,
+                            options.allow_non_finite);
+}
+template <class T>
 void load(const std::vector<std::uint8_t>& bytes, const BlockList<T>& model) {
-  uvp::detail::decode_model("uvp::nn::load", "the byte buffer", bytes.data(), bytes.size(), model);
+  load(bytes, model, LoadOptions{});
 }
 
 }  // namespace uvp::nn

@@ -146,7 +146,7 @@ TEST_CASE("numeric columns: accepted forms and parse errors at the field's posit
   UVP_CHECK_THROWS_WITH_SUBSTR(u.numeric_column<double>("v"), uvp::parse_error,
                                "uvp::CsvTable::numeric_column: u.csv:3:4: column 'v': cannot parse \"oops\" as a number");
   UVP_CHECK_THROWS_WITH_SUBSTR(u.numeric_column<double>("name"), uvp::parse_error,
-                               "u.csv:2:1: column 'name': cannot parse \"a\nb\"");
+                               "u.csv:2:1: column 'name': cannot parse \"a\\x0ab\"");  // (escaped in messages)
 
   const auto big = read_csv_string("v\n1e39\n", "big.csv");
   CHECK(big.numeric_column<double>("v")[0] == 1e39);
@@ -209,7 +209,8 @@ TEST_CASE("files: reading one, and the io_error of a path that cannot be read") 
   UVP_CHECK_THROWS_WITH_SUBSTR(read_csv("/nonexistent/dir/x.csv"), uvp::io_error,
                                "uvp::read_csv: cannot open '/nonexistent/dir/x.csv': No such file or directory");
   UVP_CHECK_THROWS_WITH_SUBSTR(read_csv(uvp_test::fixture_path("data")), uvp::io_error,
-                               "uvp::read_csv: cannot read '");
+                               "uvp::read_csv: '" + uvp_test::fixture_path("data") +
+                                   "' is a directory, expected a regular file");
 }
 
 TEST_CASE("the UCI Online Shoppers file: 12,330 sessions x 18 columns, 1,908 purchases") {
