@@ -56,7 +56,9 @@ class NnSerialGemm {
   NnSerialGemm& operator=(const NnSerialGemm&) = delete;
 
  private:
-  int previous_ = 0;
+#if defined(_OPENMP)
+  int previous_ = 0;  // the thread count to restore; 0: nothing was changed
+#endif
 };
 
 /// Throws uvp::numeric_error naming `what`, row r and the column of the first NaN / infinity in
