@@ -20,6 +20,17 @@ struct ClvFitResult {
   double objective = 0;               ///< what was minimised: -log_likelihood / sum(weights) + penalty
   std::string message;                ///< why the optimizer stopped
   std::vector<std::string> warnings;  ///< human-readable notes about the data or the estimate
+
+  // Uncertainty of the estimate (filled by every model's fit; see uvp/clv/standard_errors.hpp).
+  std::vector<std::string> parameter_names;  ///< in the model's order, e.g. {"r", "alpha", "a", "b"}
+  std::vector<double> parameters;            ///< the estimate (natural scale), in that order
+  /// sqrt of the diagonal of `covariance`; empty when the observed information at the estimate is
+  /// not positive definite or not finite (a warning then says why).
+  std::vector<double> standard_errors;
+  /// k x k row-major covariance of the natural parameters: the inverse observed information of the
+  /// unpenalised log-likelihood, via the log-parameters (J H_log^-1 J, J = diag(parameters)); empty
+  /// exactly when standard_errors is.
+  std::vector<double> covariance;
 };
 
 }  // namespace uvp
