@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <optional>
 #include <string>
@@ -13,13 +14,16 @@
 
 #include "uvp/clv/fit_result.hpp"
 #include "uvp/clv/special_functions.hpp"
+#include "uvp/clv/standard_errors.hpp"
 #include "uvp/clv/summary.hpp"
 #include "uvp/core/check.hpp"
 #include "uvp/core/error.hpp"
 #include "uvp/core/parallel.hpp"
 #include "uvp/core/tensor.hpp"
 #include "uvp/detail/bfgs.hpp"
+#include "uvp/detail/clv_patterns.hpp"
 #include "uvp/detail/simd_compat.hpp"
+#include "uvp/detail/simd_math.hpp"
 
 namespace uvp {
 
@@ -92,9 +96,7 @@ class BgNbdLikelihood {
   BgNbdLikelihood(const ConstVectorRef<double>& f, const ConstVectorRef<double>& r, const ConstVectorRef<double>& T,
                   const double* w) {
     const index n = f.size();
-    std::vector<index> order(static_cast<std::size_t>(n));
-    for (index i = 0; i < n; ++i) order[static_cast<std::size_t>(i)] = i;
-    std::stable_sort(order.begin(), order.end(), [&](index u, index v) { return f[u] < f[v]; });
+    const std::vector<index> order = order_by_frequency(f, false);  // stable in x (counting sort)
     tx_.resize(static_cast<std::size_t>(n));
     T_.resize(static_cast<std::size_t>(n));
     w_.resize(static_cast<std::size_t>(n));
@@ -201,7 +203,7 @@ class BgNbdLikelihood {
       const B Lt = xsimd::log(ax);
       const B c3 = -vrx * LT;
       const B d = (vK - vrx * Lt) - c3;
-      const B e = xsimd::exp(-xsimd::abs(d));
+      const B e = simd::exp(-xsimd::abs(d));
       const B inv = one / (one + e);
       const B w4 = xsimd::select(d >= zero, inv, e * inv);
       const B w3 = one - w4;
@@ -238,7 +240,9 @@ class BgNbdLikelihood {
 /// 1 / P(alive | x, t_x, T) (Fader, Hardie & Lee's note 021).
 inline double bgnbd_alive_denominator(double r, double al, double a, double b, double x, double tx, double T) noexcept {
   if (x == 0) return 1.0;
-  return 1 + a / (b + x - 1) * std::exp((r + x) * (std::log(al + T) - std::log(al + tx)));
+  // log((alpha+T)/(alpha+t_x)) as log1p: the difference of two logs loses its digits when alpha
+  // is large, and r + x multiplies that error.
+  return 1 + a / (b + x - 1) * std::exp((r + x) * std::log1p((T - tx) / (al + tx)));
 }
 
 inline double bgnbd_probability_alive(const BgNbdParams& p, double x, double tx, double T) noexcept {
@@ -256,11 +260,18 @@ inline double bgnbd_probability_alive(const BgNbdParams& p, double x, double tx,
 /// vectorises; the horizons' log1p/expm1 go through xsimd). The factor 1 - (1-z)^e (1 + S1) is
 /// formed from expm1/log1p and the series minus its leading 1, so short horizons keep their
 /// relative precision. When p_alive is not null it receives P(alive) = 1 / D. A series that has not
-/// converged after 2e6 terms (z within ~1e-5 of 1, or both forms growing) gives NaN.
+/// converged after 2e6 terms (z within ~1e-5 of 1, or both forms growing) gives NaN (which
+/// BgNbd's predictions turn into uvp::numeric_error). Each term is accumulated as one running
+/// product, so coefficients that would overflow on their own (a large r) do not.
 inline void bgnbd_conditional_expected_core(double r, double al, double a, double b, const double* t, int K, double x,
-                                            double tx, double T, double* out, double* p_alive = nullptr) noexcept {
+                                            double tx, double T, double* out, double* p_alive = nullptr,
+                                            int form = 0) noexcept {
   const double c = a + b + x - 1, first = c / (a - 1);
-  const bool euler = std::abs((a + b - 1 - r) * (a - 1)) <= (r + x) * (b + x);
+  const bool euler = form == 1 || (form == 0 && std::abs((a + b - 1 - r) * (a - 1)) <= (r + x) * (b + x));
+  // Euler's series alternates when r > a + b - 1; with r large (a near-homogeneous purchase rate)
+  // its terms dwarf the sum. Then, past 1e4 (four digits lost), the direct series - positive
+  // terms - is summed instead, and kept where it converges.
+  constexpr double cancellation = 1e4;
   const double ca = euler ? a + b - 1 - r : r + x;  // upper parameters of the series summed
   const double cb = euler ? a - 1 : b + x;
   const double power = euler ? a - 1 : r + x;  // exponent of (1 - z) in front of it
@@ -270,26 +281,34 @@ inline void bgnbd_conditional_expected_core(double r, double al, double a, doubl
   constexpr double eps = 1e-17;
   if (K == 1) {
     const double z = t[0] / (al + T + t[0]);
-    double coef = 1, zp = 1, s1 = 0;
+    // term_n = coef_n z^n accumulated as one product: for a large r the coefficients alone
+    // overflow (and z^n underflows) long before the terms themselves are small.
+    double term = 1, s1 = 0, s_abs = 0;
     bool converged = z == 0;
     for (long n = 0; n < max_terms && !converged; ++n) {
       const double dn = static_cast<double>(n);
       const double ratio = (ca + dn) * (cb + dn) / ((c + dn) * (dn + 1));
-      coef *= ratio;
-      zp *= z;
-      const double term = coef * zp;
+      term *= ratio * z;
       s1 += term;
+      s_abs += std::abs(term);
       converged = term == 0 || (std::abs(term) <= eps * std::abs(1 + s1) && std::abs(ratio) * z < 1);
     }
-    const double e1 = std::expm1(power * std::log1p(-z));
-    out[0] = converged ? first * (-(e1 + s1 + e1 * s1)) / denom : std::nan("");
+    if (form == 0 && euler && converged && s_abs > cancellation * std::abs(1 + s1)) {
+      bgnbd_conditional_expected_core(r, al, a, b, t, 1, x, tx, T, out, nullptr, 2);
+      if (std::isfinite(out[0])) return;
+    }
+    // 1 - (1-z)^e (1 + s1) = -(e1 + s1 (1-z)^e): the product, not e1 s1 + s1, when the series is
+    // large (a long horizon at a large rate) and (1-z)^e tiny.
+    const double u = power * std::log1p(-z);
+    const double e1 = std::expm1(u);
+    out[0] = converged ? first * (-(e1 + s1 * std::exp(u))) / denom : std::nan("");
     return;
   }
   using B = simd::batch<double>;
   constexpr int W = static_cast<int>(simd::width<double>);
   constexpr int L = 16;  // lanes: a multiple of every batch width
   static_assert(L % W == 0, "uvp: the horizon chunk must be a multiple of the SIMD width");
-  alignas(64) double z[L], zp[L], s1[L], e1[L];
+  alignas(64) double z[L], zq[L], zp[L], s1[L], e1[L], q[L];
   for (int k0 = 0; k0 < K; k0 += L) {
     const int kn = std::min(L, K - k0);
     int kmax = 0;
@@ -300,29 +319,41 @@ inline void bgnbd_conditional_expected_core(double r, double al, double a, doubl
       if (z[k] > z[kmax]) kmax = k;
     }
     // The slowest lane (largest z) decides convergence; it is tracked in scalars beside the
-    // vector loop, and checked every 4 terms (extra terms below eps change nothing).
+    // vector loop, and checked every 4 terms (extra terms below eps change nothing). Lane k's
+    // term is coef_n zm^n (z_k / zm)^n: the shared factor is the slowest lane's term, which stays
+    // finite where coef_n alone overflows (large r), and (z_k / zm)^n <= 1 can only underflow.
     const double zm = z[kmax];
-    double coef = 1, zpm = 1, s1m = 0, last = 0, ratio = 0;
+    for (int k = 0; k < L; ++k) zq[k] = zm > 0 ? z[k] / zm : 0.0;
+    double s1m = 0, last = 1, ratio = 0, s_abs = 0;
     bool converged = zm == 0;
     for (long n = 0; n < max_terms && !converged;) {
       for (int u = 0; u < 4; ++u, ++n) {
         const double dn = static_cast<double>(n);
         ratio = (ca + dn) * (cb + dn) / ((c + dn) * (dn + 1));
-        coef *= ratio;
+        last *= ratio * zm;
         for (int k = 0; k < L; ++k) {
-          zp[k] *= z[k];
-          s1[k] += coef * zp[k];
+          zp[k] *= zq[k];
+          s1[k] += last * zp[k];
         }
-        zpm *= zm;
-        last = coef * zpm;
         s1m += last;
+        s_abs += std::abs(last);
       }
       converged = last == 0 || (std::abs(last) <= eps * std::abs(1 + s1m) && std::abs(ratio) * zm < 1);
     }
     const B vpow(power);
-    for (int k = 0; k < L; k += W) xsimd::expm1(vpow * xsimd::log1p(-B::load_aligned(z + k))).store_aligned(e1 + k);
+    for (int k = 0; k < L; k += W) {
+      const B u = vpow * xsimd::log1p(-B::load_aligned(z + k));
+      simd::expm1(u).store_aligned(e1 + k);
+      simd::exp(u).store_aligned(q + k);
+    }
     for (int k = 0; k < kn; ++k)
-      out[k0 + k] = converged ? first * (-(e1[k] + s1[k] + e1[k] * s1[k])) / denom : std::nan("");
+      out[k0 + k] = converged ? first * (-(e1[k] + s1[k] * q[k])) / denom : std::nan("");
+    if (form == 0 && euler && converged && s_abs > cancellation * std::abs(1 + s1m)) {
+      double direct[L];
+      bgnbd_conditional_expected_core(r, al, a, b, t + k0, kn, x, tx, T, direct, nullptr, 2);
+      for (int k = 0; k < kn; ++k)
+        if (std::isfinite(direct[k])) out[k0 + k] = direct[k];
+    }
   }
 }
 
@@ -345,6 +376,51 @@ inline void bgnbd_conditional_expected(const BgNbdParams& p, const double* t, in
     for (int k = 0; k < kn; ++k) out[k0 + k] = (1 - u) * lo[k] + u * hi[k];
   }
   if (p_alive) *p_alive = bgnbd_probability_alive(p, x, tx, T);  // smooth in a: no interpolation
+}
+
+/// What BgNbd::fit checks before trusting an optimizer: summaries of the customers with weight > 0.
+struct BgNbdDataShape {
+  index customers = 0;     ///< with weight > 0
+  index first = -1;        ///< index of the first of them
+  double repeat_weight = 0;  ///< weight of those with x > 0
+  double max_T = 0;
+  double sum_wx = 0, sum_wT = 0;  ///< sum w x and sum w T (the start's purchase rate)
+  bool identical = true;   ///< all of them have the same (x, t_x, T)
+};
+
+inline BgNbdDataShape bgnbd_data_shape(const ConstVectorRef<double>& f, const ConstVectorRef<double>& r,
+                                       const ConstVectorRef<double>& T, const double* w) {
+  BgNbdDataShape s;
+  for (index i = 0; i < f.size(); ++i) {
+    const double wi = w ? w[i] : 1.0;
+    if (!(wi > 0)) continue;
+    if (s.first < 0) s.first = i;
+    const index j = s.first;
+    s.identical = s.identical && f[i] == f[j] && r[i] == r[j] && T[i] == T[j];
+    ++s.customers;
+    if (f[i] > 0) s.repeat_weight += wi;
+    s.max_T = std::max(s.max_T, T[i]);
+    s.sum_wx += wi * f[i];
+    s.sum_wT += wi * T[i];
+  }
+  return s;
+}
+
+/// The parameters of p that ran off to 0 or infinity (relative to 1 for r, a, b and to the data's
+/// longest T for alpha, by a factor 1e6), as "r = 1.4e+10 (-> infinity), ..."; empty when none.
+inline std::string bgnbd_boundary_parameters(const BgNbdParams& p, double time_scale) {
+  const double v[4] = {p.r, p.alpha, p.a, p.b}, scale[4] = {1, time_scale, 1, 1};
+  const char* names[4] = {"r", "alpha", "a", "b"};
+  std::string out;
+  for (int i = 0; i < 4; ++i) {
+    const double u = v[i] / scale[i];
+    if (u >= 1e-6 && u <= 1e6) continue;
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%s%s = %.3g (-> %s)", out.empty() ? "" : ", ", names[i], v[i],
+                  u < 1e-6 ? "0" : "infinity");
+    out += buf;
+  }
+  return out;
 }
 
 }  // namespace detail
@@ -377,6 +453,23 @@ inline double bgnbd_log_likelihood(const BgNbdParams& params, const ConstVectorR
 /// Fit: maximum likelihood over log(r, alpha, a, b) by BFGS with the analytic gradient. Predictions
 /// are parallel over customers (OpenMP). Throws uvp::not_fitted_error before fit() or a constructor
 /// with parameters; bad data throw uvp::invalid_argument naming the argument and index.
+///
+/// Data that cannot identify the parameters (counting only customers with weight > 0):
+/// - every T = 0, or every frequency = 0: throws uvp::invalid_argument. No estimate exists: with
+///   no repeat purchase, a and b do not enter the likelihood and the purchase rate's estimate is
+///   0 (r / alpha -> 0); with no time observed nothing is.
+/// - one customer, or customers who all have the same (x, t_x, T): the likelihood of identical
+///   customers is n times one customer's, linear in the mixing distributions and so largest for
+///   point masses (r, alpha, a, b -> infinity; checked numerically: BFGS drifts to r ~ 1e10).
+///   Throws uvp::invalid_argument, unless a penalizer is set: the penalised objective then has a
+///   minimum, which is returned with a warning that the penalty decided it.
+/// - any other data whose likelihood keeps growing towards the edge of the parameter space (e.g.
+///   t_x = T for everyone: nobody seems to drop out, a -> 0): the optimizer works in a box of 1e8
+///   around the data's scale (r, a, b relative to 1, alpha relative to max T), and an estimate
+///   beyond 1e6 of it is a *boundary estimate*: converged = false, and the message and a warning
+///   name the parameters and their direction. Predictions at it are finite.
+/// When BFGS does not converge, or stops on the boundary, three more starts around the data's mean
+/// purchase rate are tried and the lowest objective kept (the message and a warning say so).
 class BgNbd {
  public:
   BgNbd() = default;
@@ -415,17 +508,20 @@ class BgNbd {
   }
 
   /// E[X(t)]: expected repeat purchases in (0, t] of a customer who made their first purchase at
-  /// time 0 (FHL eq. 9). t finite and >= 0.
+  /// time 0 (FHL eq. 9). t finite and >= 0. Throws uvp::numeric_error when t is beyond about 5e4
+  /// times alpha, where the series does not converge.
   double expected_purchases(double t) const {
     require_fitted("expected_purchases");
     check_horizon("uvp::BgNbd::expected_purchases", t);
     double out;
     detail::bgnbd_conditional_expected(params_, &t, 1, 0, 0, 0, &out);
+    check_converged("uvp::BgNbd::expected_purchases", out, t, 0, 0, 0, -1);
     return out;
   }
 
   /// E[Y(t) | x, t_x, T]: expected purchases in the next t time units of a customer with history
   /// (x, t_x, T) (FHL eq. 10; lifetimes' conditional_expected_number_of_purchases_up_to_time).
+  /// Throws uvp::numeric_error when t is beyond about 5e4 times alpha + T (see expected_purchases).
   double conditional_expected_purchases(double t, double frequency, double recency, double T) const {
     require_fitted("conditional_expected_purchases");
     constexpr const char* where = "uvp::BgNbd::conditional_expected_purchases";
@@ -433,6 +529,7 @@ class BgNbd {
     check_one(where, frequency, recency, T);
     double out;
     detail::bgnbd_conditional_expected(params_, &t, 1, frequency, recency, T, &out);
+    check_converged(where, out, t, frequency, recency, T, -1);
     return out;
   }
   /// The same for every customer (parallel); returns one value per customer.
@@ -450,6 +547,7 @@ class BgNbd {
 #pragma omp parallel for schedule(dynamic, 1024) if (n > 4096)
 #endif
     for (index i = 0; i < n; ++i) detail::bgnbd_conditional_expected(p, &t, 1, frequency[i], recency[i], T[i], &out[i]);
+    for (index i = 0; i < n; ++i) check_converged(where, out[i], t, frequency[i], recency[i], T[i], i);
     return out;
   }
 
@@ -477,6 +575,15 @@ class BgNbd {
   void require_fitted(const char* what) const {
     if (!fitted_) detail::raise<not_fitted_error>("uvp::BgNbd::", what, ": the model is not fitted (call fit() first)");
   }
+  // Eq. 10's series does not converge in 2e6 terms when t is more than about 5e4 times alpha + T
+  // (z = t / (alpha + T + t) within 2e-5 of 1): say so instead of returning NaN.
+  void check_converged(const char* where, double v, double t, double x, double tx, double T, index i) const {
+    if (!std::isnan(v)) return;
+    const std::string who = i >= 0 ? detail::str(" for customer ", i) : std::string();
+    detail::raise<numeric_error>(where, ": the hypergeometric series of eq. 10 did not converge", who, " (t = ", t,
+                                 ", x = ", x, ", t_x = ", tx, ", T = ", T, ", alpha = ", params_.alpha,
+                                 "): the horizon is more than about 5e4 times alpha + T");
+  }
   static void check_horizon(const char* where, double t) {
     if (!std::isfinite(t) || t < 0) detail::raise<invalid_argument>(where, ": t must be finite and >= 0, got ", t);
   }
@@ -496,9 +603,33 @@ class BgNbd {
     detail::check_positive(where, "max_iterations", opt.max_iterations);
     detail::check_positive(where, "gradient_tolerance", opt.gradient_tolerance);
     detail::check_rft(where, f, r, T, w, w_size);
-    const detail::BgNbdLikelihood lik(f, r, T, w);
+    const auto lik = detail::grouped_likelihood<detail::BgNbdLikelihood>(f, r, T, w);  // per distinct (x, t_x, T)
     const double W = lik.total_weight();
     if (!(W > 0)) detail::raise<invalid_argument>(where, ": weights sum to 0");
+    // Data that cannot identify the parameters (see the class comment): no estimate exists, so
+    // refuse rather than return wherever the optimizer happened to stop.
+    const detail::BgNbdDataShape shape = detail::bgnbd_data_shape(f, r, T, w);
+    if (!(shape.max_T > 0))
+      detail::raise<invalid_argument>(where, ": every customer has T = 0 (no time observed since the first purchase), "
+                                             "so the data carry no information on the parameters");
+    if (!(shape.repeat_weight > 0))
+      detail::raise<invalid_argument>(where,
+                                      ": no customer has a repeat purchase (every frequency is 0): a and b do not "
+                                      "enter the likelihood and the purchase rate's estimate is 0 (r / alpha -> 0), "
+                                      "so no estimate exists");
+    std::string identical;
+    if (shape.identical) {
+      const index j = shape.first;
+      const std::string who = shape.customers == 1
+                                  ? std::string("there is only one customer")
+                                  : detail::str("all ", shape.customers, " customers have the same history");
+      identical = detail::str(who, " (x = ", f[j], ", t_x = ", r[j], ", T = ", T[j],
+                              "), so the spread of purchase and dropout rates across customers is not identified");
+      if (opt.penalizer == 0)
+        detail::raise<invalid_argument>(where, ": ", identical,
+                                        " (the likelihood grows as r, alpha, a, b -> infinity); "
+                                        "fit on more customers or set a penalizer");
+    }
     BgNbdParams start{1, std::max(T.maxCoeff() / 10, 1e-3), 1, 1};
     if (opt.initial) {
       detail::check_bgnbd_params(where, *opt.initial);
@@ -508,8 +639,13 @@ class BgNbd {
     auto objective = [&](const Eigen::VectorXd& th, Eigen::VectorXd& g) {
       const BgNbdParams p{std::exp(th[0]), std::exp(th[1]), std::exp(th[2]), std::exp(th[3])};
       const double pv[4] = {p.r, p.alpha, p.a, p.b};
-      for (double v : pv)
-        if (!(v > 0) || !std::isfinite(v)) return std::numeric_limits<double>::infinity();
+      // A box of 1e8 around the data's scale (beyond the 1e6 at which a boundary estimate is
+      // reported): a likelihood that keeps growing towards a boundary stops there, where the
+      // predictions are still accurate, instead of at 1e12 or 1e-16.
+      for (int i = 0; i < 4; ++i) {
+        const double u = pv[i] / (i == 1 ? shape.max_T : 1.0);
+        if (!(u >= 1e-8 && u <= 1e8)) return std::numeric_limits<double>::infinity();
+      }
       double grad[4];
       const double ll = lik.evaluate(p, grad);
       double f_val = -ll / W;
@@ -524,7 +660,31 @@ class BgNbd {
     detail::BfgsOptions bo;
     bo.max_iterations = opt.max_iterations;
     bo.gradient_tolerance = opt.gradient_tolerance;
-    const detail::BfgsResult res = detail::bfgs_minimize(objective, th0, bo);
+    auto inside = [&](const detail::BfgsResult& rk) {
+      return rk.converged && detail::bgnbd_boundary_parameters({std::exp(rk.x[0]), std::exp(rk.x[1]),
+                                                                std::exp(rk.x[2]), std::exp(rk.x[3])},
+                                                               shape.max_T)
+                                 .empty();
+    };
+    detail::BfgsResult res = detail::bfgs_minimize(objective, th0, bo);
+    int restart = 0;
+    if (!inside(res)) {
+      // Fallback starts when BFGS did not converge or stopped on the boundary (a flat region far
+      // from the data can stall it there), spread around the data's mean purchase rate
+      // (r / alpha = sum w x / sum w T): the lowest objective wins, a converged interior run on a tie.
+      const double al = shape.sum_wT / shape.sum_wx;
+      const BgNbdParams alt[3] = {{1, al, 1, 1}, {0.5, 0.5 * al, 0.5, 2}, {2, 2 * al, 2, 8}};
+      for (int k = 0; k < 3 && !inside(res); ++k) {
+        th0 << std::log(alt[k].r), std::log(alt[k].alpha), std::log(alt[k].a), std::log(alt[k].b);
+        detail::BfgsResult rk = detail::bfgs_minimize(objective, th0, bo);
+        const double tie = 1e-10 * std::max(1.0, std::abs(res.f));
+        const bool finite_now = std::isfinite(rk.f) && !std::isfinite(res.f);
+        if (finite_now || rk.f < res.f - tie || (inside(rk) && rk.f <= res.f + tie)) {
+          res = std::move(rk);
+          restart = k + 1;
+        }
+      }
+    }
     ClvFitResult out;
     out.converged = res.converged;
     out.iterations = res.iterations;
@@ -540,7 +700,32 @@ class BgNbd {
     fitted_ = true;
     out.objective = res.f;
     out.log_likelihood = lik.evaluate(params_, nullptr);
+    // Standard errors of the unpenalised likelihood at the (possibly penalised) estimate.
+    detail::fill_standard_errors(
+        out, {"r", "alpha", "a", "b"}, {params_.r, params_.alpha, params_.a, params_.b},
+        [&lik](const double* th, double* g) {
+          lik.evaluate({th[0], th[1], th[2], th[3]}, g);
+          for (int i = 0; i < 4; ++i) g[i] = -g[i];
+        },
+        where);
     if (!res.converged) out.warnings.push_back("uvp::BgNbd::fit: the optimizer did not converge (" + res.message + ")");
+    if (restart > 0) {
+      out.message += " (from fallback start " + std::to_string(restart) + ")";
+      out.warnings.push_back("uvp::BgNbd::fit: the optimizer did not reach an interior optimum from the first "
+                             "starting point; the lowest objective came from fallback start " +
+                             std::to_string(restart));
+    }
+    if (!identical.empty())
+      out.warnings.push_back(std::string(where) + ": " + identical + "; the estimate is set by the penalizer");
+    const std::string boundary = detail::bgnbd_boundary_parameters(params_, shape.max_T);
+    if (!boundary.empty()) {
+      out.converged = false;
+      out.message = "boundary estimate: " + boundary + " (" + res.message + ")";
+      out.warnings.push_back(std::string(where) + ": boundary estimate: " + boundary +
+                             "; the likelihood has no maximum inside the parameter space (e.g. purchase or dropout "
+                             "rates that look the same for every customer, or nobody who seems to drop out), so "
+                             "the parameters are not identified and predictions are the limiting model's");
+    }
     return out;
   }
 

@@ -14,11 +14,13 @@
 
 #include "uvp/clv/fit_result.hpp"
 #include "uvp/clv/special_functions.hpp"
+#include "uvp/clv/standard_errors.hpp"
 #include "uvp/clv/summary.hpp"
 #include "uvp/core/check.hpp"
 #include "uvp/core/error.hpp"
 #include "uvp/core/tensor.hpp"
 #include "uvp/detail/bfgs.hpp"
+#include "uvp/detail/clv_patterns.hpp"
 #include "uvp/detail/simd_compat.hpp"
 
 namespace uvp {
@@ -90,10 +92,7 @@ inline void check_fm(const char* where, const ConstVectorRef<double>& f, const C
 class GammaGammaLikelihood {
  public:
   GammaGammaLikelihood(const ConstVectorRef<double>& f, const ConstVectorRef<double>& m, const double* w) {
-    std::vector<index> order;
-    for (index i = 0; i < f.size(); ++i)
-      if (f[i] > 0) order.push_back(i);
-    std::stable_sort(order.begin(), order.end(), [&](index u, index v) { return f[u] < f[v]; });
+    const std::vector<index> order = order_by_frequency(f, true);  // x > 0, stable in x (counting sort)
     const std::size_t n = order.size();
     xm_.resize(n);
     w_.resize(n);
@@ -397,6 +396,14 @@ class GammaGamma {
     fitted_ = true;
     out.objective = res.f;
     out.log_likelihood = lik.evaluate(params_, nullptr);
+    // Standard errors of the unpenalised likelihood at the (possibly penalised) estimate.
+    detail::fill_standard_errors(
+        out, {"p", "q", "gamma"}, {params_.p, params_.q, params_.gamma},
+        [&lik](const double* th, double* g) {
+          lik.evaluate({th[0], th[1], th[2]}, g);
+          for (int i = 0; i < 3; ++i) g[i] = -g[i];
+        },
+        where);
     if (!res.converged)
       out.warnings.push_back("uvp::GammaGamma::fit: the optimizer did not converge (" + res.message + ")");
     if (!(params_.q > 1))
