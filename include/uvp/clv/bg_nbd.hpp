@@ -21,6 +21,7 @@
 #include "uvp/core/parallel.hpp"
 #include "uvp/core/tensor.hpp"
 #include "uvp/detail/bfgs.hpp"
+#include "uvp/detail/clv_identifiability.hpp"
 #include "uvp/detail/clv_patterns.hpp"
 #include "uvp/detail/simd_compat.hpp"
 #include "uvp/detail/simd_math.hpp"
@@ -378,34 +379,6 @@ inline void bgnbd_conditional_expected(const BgNbdParams& p, const double* t, in
   if (p_alive) *p_alive = bgnbd_probability_alive(p, x, tx, T);  // smooth in a: no interpolation
 }
 
-/// What BgNbd::fit checks before trusting an optimizer: summaries of the customers with weight > 0.
-struct BgNbdDataShape {
-  index customers = 0;     ///< with weight > 0
-  index first = -1;        ///< index of the first of them
-  double repeat_weight = 0;  ///< weight of those with x > 0
-  double max_T = 0;
-  double sum_wx = 0, sum_wT = 0;  ///< sum w x and sum w T (the start's purchase rate)
-  bool identical = true;   ///< all of them have the same (x, t_x, T)
-};
-
-inline BgNbdDataShape bgnbd_data_shape(const ConstVectorRef<double>& f, const ConstVectorRef<double>& r,
-                                       const ConstVectorRef<double>& T, const double* w) {
-  BgNbdDataShape s;
-  for (index i = 0; i < f.size(); ++i) {
-    const double wi = w ? w[i] : 1.0;
-    if (!(wi > 0)) continue;
-    if (s.first < 0) s.first = i;
-    const index j = s.first;
-    s.identical = s.identical && f[i] == f[j] && r[i] == r[j] && T[i] == T[j];
-    ++s.customers;
-    if (f[i] > 0) s.repeat_weight += wi;
-    s.max_T = std::max(s.max_T, T[i]);
-    s.sum_wx += wi * f[i];
-    s.sum_wT += wi * T[i];
-  }
-  return s;
-}
-
 /// The parameters of p that ran off to 0 or infinity (relative to 1 for r, a, b and to the data's
 /// longest T for alpha, by a factor 1e6), as "r = 1.4e+10 (-> infinity), ..."; empty when none.
 inline std::string bgnbd_boundary_parameters(const BgNbdParams& p, double time_scale) {
@@ -608,28 +581,10 @@ class BgNbd {
     if (!(W > 0)) detail::raise<invalid_argument>(where, ": weights sum to 0");
     // Data that cannot identify the parameters (see the class comment): no estimate exists, so
     // refuse rather than return wherever the optimizer happened to stop.
-    const detail::BgNbdDataShape shape = detail::bgnbd_data_shape(f, r, T, w);
-    if (!(shape.max_T > 0))
-      detail::raise<invalid_argument>(where, ": every customer has T = 0 (no time observed since the first purchase), "
-                                             "so the data carry no information on the parameters");
-    if (!(shape.repeat_weight > 0))
-      detail::raise<invalid_argument>(where,
-                                      ": no customer has a repeat purchase (every frequency is 0): a and b do not "
-                                      "enter the likelihood and the purchase rate's estimate is 0 (r / alpha -> 0), "
-                                      "so no estimate exists");
-    std::string identical;
-    if (shape.identical) {
-      const index j = shape.first;
-      const std::string who = shape.customers == 1
-                                  ? std::string("there is only one customer")
-                                  : detail::str("all ", shape.customers, " customers have the same history");
-      identical = detail::str(who, " (x = ", f[j], ", t_x = ", r[j], ", T = ", T[j],
-                              "), so the spread of purchase and dropout rates across customers is not identified");
-      if (opt.penalizer == 0)
-        detail::raise<invalid_argument>(where, ": ", identical,
-                                        " (the likelihood grows as r, alpha, a, b -> infinity); "
-                                        "fit on more customers or set a penalizer");
-    }
+    const detail::ClvDataShape shape = detail::clv_data_shape(f, r, T, w);
+    const std::string identical = detail::check_identifiable(
+        where, shape, f, r, T, opt.penalizer,
+        "a and b do not enter the likelihood and the purchase rate's estimate is 0 (r / alpha -> 0)");
     BgNbdParams start{1, std::max(T.maxCoeff() / 10, 1e-3), 1, 1};
     if (opt.initial) {
       detail::check_bgnbd_params(where, *opt.initial);

@@ -315,16 +315,10 @@ class BgNbdCovariates {
     double W = 0;
     for (index i = 0; i < f.size(); ++i) W += w ? w[i] : 1.0;
     if (!(W > 0)) detail::raise<invalid_argument>(where, ": weights sum to 0");
-    const detail::BgNbdDataShape shape = detail::bgnbd_data_shape(f, r, T, w);
-    if (!(shape.max_T > 0))
-      detail::raise<invalid_argument>(where, ": every customer has T = 0 (no time observed since the first purchase)");
-    if (!(shape.repeat_weight > 0))
-      detail::raise<invalid_argument>(where, ": no customer has a repeat purchase (every frequency is 0): no estimate "
-                                             "exists");
-    if (shape.identical)
-      detail::raise<invalid_argument>(where, ": ", shape.customers == 1 ? "there is only one customer"
-                                                                        : "all customers have the same history",
-                                      ", so the parameters are not identified");
+    // Covariates cannot rescue data that identify no plain BG/NBD, and there is no penalty here.
+    const detail::ClvDataShape shape = detail::clv_data_shape(f, r, T, w);
+    detail::check_identifiable(where, shape, f, r, T, 0.0,
+                               "a and b do not enter the likelihood and the purchase rate's estimate is 0");
 
     BgNbdCovariatesParams start;
     if (opt.initial) {

@@ -21,6 +21,7 @@
 #include "uvp/core/error.hpp"
 #include "uvp/core/tensor.hpp"
 #include "uvp/detail/bfgs.hpp"
+#include "uvp/detail/clv_identifiability.hpp"
 
 namespace uvp {
 
@@ -355,36 +356,11 @@ class MbgNbd {
     const double W = lik.total_weight();
     if (!(W > 0)) detail::raise<invalid_argument>(where, ": weights sum to 0");
     // What the data can identify (customers with weight > 0 only).
-    index customers = 0, first = -1;
-    bool identical = true;
-    double repeat_weight = 0, max_T = 0, sum_wx = 0, sum_wT = 0;
-    for (index i = 0; i < f.size(); ++i) {
-      const double wi = w ? w[i] : 1.0;
-      if (!(wi > 0)) continue;
-      if (first < 0) first = i;
-      identical = identical && f[i] == f[first] && r[i] == r[first] && T[i] == T[first];
-      ++customers;
-      if (f[i] > 0) repeat_weight += wi;
-      max_T = std::max(max_T, T[i]);
-      sum_wx += wi * f[i];
-      sum_wT += wi * T[i];
-    }
-    if (!(max_T > 0))
-      detail::raise<invalid_argument>(where, ": every customer has T = 0, so the data carry no information on the "
-                                             "parameters");
-    if (!(repeat_weight > 0))
-      detail::raise<invalid_argument>(where, ": no customer has a repeat purchase (every frequency is 0): the "
-                                             "likelihood grows without bound as the share dropping out at time 0 "
-                                             "a / (a + b) -> 1, so no estimate exists");
-    std::string same;
-    if (identical) {
-      same = customers == 1 ? std::string("there is only one customer")
-                            : detail::str("all ", customers, " customers have the same history");
-      same += detail::str(" (x = ", f[first], ", t_x = ", r[first], ", T = ", T[first],
-                          "), so the spread of purchase and dropout rates across customers is not identified");
-      if (opt.penalizer == 0)
-        detail::raise<invalid_argument>(where, ": ", same, "; fit on more customers or set a penalizer");
-    }
+    const detail::ClvDataShape shape = detail::clv_data_shape(f, r, T, w);
+    const std::string same = detail::check_identifiable(
+        where, shape, f, r, T, opt.penalizer,
+        "the likelihood grows without bound as the share dropping out at time 0 a / (a + b) -> 1");
+    const double max_T = shape.max_T, sum_wx = shape.sum_wx, sum_wT = shape.sum_wT;
     const double lambda = opt.penalizer;
     auto objective = [&](const Eigen::VectorXd& th, Eigen::VectorXd& g) {
       const MbgNbdParams p{std::exp(th[0]), std::exp(th[1]), std::exp(th[2]), std::exp(th[3])};

@@ -22,6 +22,7 @@
 #include "uvp/core/error.hpp"
 #include "uvp/core/tensor.hpp"
 #include "uvp/detail/bfgs.hpp"
+#include "uvp/detail/clv_identifiability.hpp"
 #include "uvp/detail/clv_patterns.hpp"
 
 namespace uvp {
@@ -283,8 +284,9 @@ inline double pnbd_log_likelihood(const ParetoNbdParams& params, const ConstVect
 /// Data as for BgNbd: frequency x (whole number of repeat purchases), recency t_x, T, all in one
 /// time unit, 0 <= t_x <= T, t_x = 0 when x = 0. Fit: maximum likelihood over log(r, alpha, s, beta)
 /// by BFGS with the analytic gradient, a fixed multi-start fallback, and standard errors from the
-/// observed information. Data that cannot identify the parameters (no repeat purchases, a single
-/// customer, every T = 0) are fitted but reported with converged = false and a warning.
+/// observed information. Data that cannot identify the parameters (no repeat purchases, every T = 0,
+/// or one customer / identical histories without a penalizer) throw uvp::invalid_argument, as in
+/// BgNbd::fit; estimates running off to a boundary are reported with converged = false and a warning.
 /// Predictions are parallel over customers (OpenMP).
 class ParetoNbd {
  public:
@@ -423,21 +425,12 @@ class ParetoNbd {
     const auto lik = detail::grouped_likelihood<detail::ParetoNbdLikelihood>(f, r, T, w);
     const double W = lik.total_weight();
     if (!(W > 0)) detail::raise<invalid_argument>(where, ": weights sum to 0");
-    // What the data can identify: checked before fitting, reported after.
-    double wx = 0, wT = 0, maxT = 0;
-    for (index i = 0; i < f.size(); ++i) {
-      const double wi = w ? w[i] : 1.0;
-      if (wi > 0) {
-        wx += wi * f[i];
-        wT += wi * T[i];
-        maxT = std::max(maxT, T[i]);
-      }
-    }
-    std::vector<std::string> unidentified;
-    if (lik.customers_with_weight() == 1)
-      unidentified.push_back("a single customer cannot identify the four parameters");
-    if (wx == 0) unidentified.push_back("no customer has a repeat purchase (all frequencies are 0)");
-    if (maxT == 0) unidentified.push_back("every T is 0 (no observation time)");
+    // Data that cannot identify the parameters are refused (the rule of every BTYD fit).
+    const detail::ClvDataShape shape = detail::clv_data_shape(f, r, T, w);
+    const std::string identical = detail::check_identifiable(
+        where, shape, f, r, T, opt.penalizer,
+        "the purchase rate's estimate is 0 (r / alpha -> 0) and the dropout rate does not enter the likelihood");
+    const double maxT = shape.max_T, wT = shape.sum_wT;
     const double meanT = maxT > 0 ? wT / W : 1.0;
 
     const double lambda = opt.penalizer;
@@ -480,8 +473,7 @@ class ParetoNbd {
       const bool better = std::isfinite(res.f) && (!std::isfinite(best.f) || (res.converged && !best.converged) ||
                                                    (res.converged == best.converged && res.f < best.f));
       if (better) best = res;
-      if (best.converged && unidentified.empty()) break;
-      if (!unidentified.empty() && tried >= 2) break;  // no start can fix the data
+      if (best.converged) break;
     }
     ClvFitResult out;
     out.iterations = iterations;
@@ -495,7 +487,7 @@ class ParetoNbd {
     }
     params_ = {std::exp(best.x[0]), std::exp(best.x[1]), std::exp(best.x[2]), std::exp(best.x[3])};
     fitted_ = true;
-    out.converged = best.converged && unidentified.empty();
+    out.converged = best.converged;
     out.objective = best.f;
     out.log_likelihood = lik.evaluate(params_, nullptr);
     if (tried > 1 && best.converged)
@@ -504,9 +496,8 @@ class ParetoNbd {
     if (!best.converged)
       out.warnings.push_back(std::string(where) + ": the optimizer did not converge from " + std::to_string(tried) +
                              " starts (" + best.message + ")");
-    for (const auto& why : unidentified)
-      out.warnings.push_back(std::string(where) + ": the parameters are not identified: " + why +
-                             "; the estimate is arbitrary (converged = false)");
+    if (!identical.empty())
+      out.warnings.push_back(std::string(where) + ": " + identical + "; the estimate is set by the penalizer");
     const double pv[4] = {params_.r, params_.alpha, params_.s, params_.beta};
     const char* names[4] = {"r", "alpha", "s", "beta"};
     if (params_.s > 1e4)

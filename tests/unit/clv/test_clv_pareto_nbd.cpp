@@ -250,24 +250,27 @@ TEST_CASE("hard cases: heavy buyers, long T, huge counts fit; unidentifiable dat
     REQUIRE(r.standard_errors.size() == 4);  // 1000x smaller than CDNOW's
     CHECK(r.standard_errors[0] < 1e-4);
   }
-  SUBCASE("all-zero frequency") {
+  SUBCASE("all-zero frequency is refused, as by every BTYD fit") {
     const V x = V::Zero(50), tx = V::Zero(50), T = V::LinSpaced(50, 1, 50);
     ParetoNbd m;
-    const auto r = m.fit(x, tx, T);
-    CHECK_FALSE(r.converged);
-    CHECK(has_warning(r, "all frequencies are 0"));
+    UVP_CHECK_THROWS_WITH_SUBSTR(m.fit(x, tx, T), uvp::invalid_argument,
+                                 "uvp::ParetoNbd::fit: no customer has a repeat purchase (every frequency is 0)");
+    CHECK_FALSE(m.is_fitted());
   }
-  SUBCASE("a single customer") {
+  SUBCASE("a single customer is refused without a penalizer, fitted with one") {
     ParetoNbd m;
-    const auto r = m.fit(vec({3}), vec({10}), vec({20}));
-    CHECK_FALSE(r.converged);
-    CHECK(has_warning(r, "a single customer"));
+    UVP_CHECK_THROWS_WITH_SUBSTR(m.fit(vec({3}), vec({10}), vec({20})), uvp::invalid_argument,
+                                 "uvp::ParetoNbd::fit: there is only one customer (x = 3, t_x = 10, T = 20)");
+    uvp::ParetoNbdFitOptions o;
+    o.penalizer = 0.1;
+    const auto r = m.fit(vec({3}), vec({10}), vec({20}), o);
+    CHECK(has_warning(r, "the estimate is set by the penalizer"));
+    CHECK(std::isfinite(m.params().r));
   }
-  SUBCASE("every T = 0") {
+  SUBCASE("every T = 0 is refused") {
     ParetoNbd m;
-    const auto r = m.fit(vec({0, 0, 0}), vec({0, 0, 0}), vec({0, 0, 0}));
-    CHECK_FALSE(r.converged);
-    CHECK(has_warning(r, "every T is 0"));
+    UVP_CHECK_THROWS_WITH_SUBSTR(m.fit(vec({0, 0, 0}), vec({0, 0, 0}), vec({0, 0, 0})), uvp::invalid_argument,
+                                 "every customer has T = 0");
   }
 }
 
