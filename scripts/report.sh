@@ -51,7 +51,12 @@ d_baselines[future_value_regression]="linear_=linear regression,bgnbd_gg_=BG/NBD
 d_model[customer_lifetime_value]="BG/NBD + Gamma-Gamma"
 d_task[customer_lifetime_value]="repeat purchases, CLV"
 d_data[customer_lifetime_value]="CDNOW sample, customers"
-d_about[customer_lifetime_value]="Which customers will come back, and what are they worth? BG/NBD (purchases) and Gamma-Gamma (spend) fitted by maximum likelihood to the calibration period (to 1997-09-30) of the bundled CDNOW sample; it reproduces the published parameters. The metric is the mean absolute error of each customer's predicted number of purchases in the 39-week holdout period; the baseline extrapolates each customer's own calibration purchase rate. It then ranks every customer by discounted 12-month CLV (\`clv.csv\`)."
+d_about[customer_lifetime_value]="Which customers will come back, and what are they worth? BG/NBD (purchases) and Gamma-Gamma (spend) fitted by maximum likelihood to the calibration period (to 1997-09-30) of the bundled CDNOW sample; it reproduces the published parameters, and fits Pareto/NBD and MBG/NBD to the same data (see the CLV model table above). The metric is the mean absolute error of each customer's predicted number of purchases in the 39-week holdout period; the baseline extrapolates each customer's own calibration purchase rate. It then ranks every customer by discounted 12-month CLV (\`clv.csv\`). The plots: holdout purchases by calibration frequency, the period-transactions histogram, the weekly tracking of repeat purchases (cumulative and per week), and frequency x recency matrices of expected purchases and P(alive) for each model."
+d_model[clv_online_retail]="BG/NBD, Pareto/NBD, MBG/NBD"
+d_task[clv_online_retail]="repeat purchases in 13 weeks"
+d_data[clv_online_retail]="UCI Online Retail, customers"
+d_prefix[clv_online_retail]="retail_bgnbd_"
+d_about[clv_online_retail]="The same purchase models on a second, larger real log: the UCI *Online Retail* data (541,909 invoice lines, 2010-12-01 .. 2011-12-09), read with \`uvp::read_csv\`; lines without a customer id, cancellations and non-positive quantities or prices are counted and left out (\`retail_lines_*\`). Calibration to 2011-09-09, holdout the 13 weeks to 2011-12-09. The metric is BG/NBD's mean absolute error of each customer's holdout purchases; the baseline extrapolates each customer's own calibration purchase rate. On this log none of the three models finds customers dropping out (a or s -> 0, see the warnings), and all under-predict the pre-Christmas holdout."
 
 # Metric columns of the comparison table, in order: key, header. Only columns some example has are shown.
 metric_keys=(roc_auc pr_auc f1 log_loss mae rmse r2 holdout_mae)
@@ -78,9 +83,10 @@ readme_paragraph() {
 default_baseline() {
   local name="$1" m="$dir/$1/metrics.txt"
   case "$name" in
-    customer_lifetime_value)
+    customer_lifetime_value|clv_online_retail)
       local csv="$dir/$name/clv.csv" dur
       dur="$(value "$m" holdout_duration)"
+      if [[ $name == clv_online_retail ]]; then csv="$dir/$name/customers.csv"; dur="$(value "$m" retail_holdout_duration)"; fi
       if [[ -f "$csv" && -n "$dur" ]]; then
         awk -F, -v d="$dur" 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
           { p = $(c["T"]) > 0 ? $(c["frequency"]) / $(c["T"]) * d : 0; e += (p > $(c["holdout_actual"]) ? p - $(c["holdout_actual"]) : $(c["holdout_actual"]) - p); n++ }
@@ -137,7 +143,7 @@ table="$dir/comparison.tsv"
     task="$(value "$m" task)"; task="${task:-${d_task[$name]:-}}"
     data="$(value "$m" data)"; data="${data:-${d_data[$name]:-bundled data}}"
     rows=""
-    for k in test_rows test_customers customers; do [[ -z "$rows" ]] && rows="$(value "$m" "$k")"; done
+    for k in test_rows test_customers customers retail_customers; do [[ -z "$rows" ]] && rows="$(value "$m" "$k")"; done
     [[ -n "$rows" ]] && data="$data ($(thousands "$rows"))"
     printf "%s (\`%s\`)\t%s\t%s" "$model" "$name" "$task" "$data"
     for k in "${shown[@]}"; do
@@ -165,6 +171,34 @@ markdown_table() {
     }' "$1"
 }
 
+# The CLV purchase models side by side, per data set: fit, holdout and tracking. Rows come from
+# customer_lifetime_value (CDNOW, no key prefix) and clv_online_retail (keys prefixed retail_).
+clv_models_table() {
+  local name prefix label m key model params p est se cell actual
+  echo "| data | model | log-likelihood | parameters (standard error) | holdout purchases: actual | predicted | MAE | RMSE | repeat purchases to the holdout end: actual | expected |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+  for spec in "customer_lifetime_value::CDNOW sample" "clv_online_retail:retail_:UCI Online Retail"; do
+    name="${spec%%:*}" rest="${spec#*:}"; prefix="${rest%%:*}" label="${rest#*:}"
+    m="$dir/$name/metrics.txt"
+    [[ -f "$m" ]] || continue
+    for model in "bgnbd:BG/NBD:r alpha a b" "pnbd:Pareto/NBD:r alpha s beta" "mbgnbd:MBG/NBD:r alpha a b"; do
+      key="${model%%:*}" rest="${model#*:}"; params="${rest#*:}"; rest="${rest%%:*}"
+      [[ -n "$(value "$m" "$prefix${key}_loglik")" ]] || continue
+      cell=""
+      for p in $params; do
+        est="$(value "$m" "$prefix${key}_$p")" se="$(value "$m" "$prefix${key}_${p}_se")"
+        [[ "$se" == "nan" || "$se" == "-nan" ]] && se="n/a"
+        cell="$cell${cell:+, }$p = $(awk -v v="$est" 'BEGIN { printf "%.4g", v }') (${se:+$([[ $se == n/a ]] && echo n/a || awk -v v="$se" 'BEGIN { printf "%.2g", v }')})"
+      done
+      actual="$(value "$m" "${prefix}holdout_actual_total")"
+      printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" "$label" "$rest" "$(value "$m" "$prefix${key}_loglik")" "$cell" \
+        "$actual" "$(value "$m" "$prefix${key}_holdout_predicted_total")" "$(value "$m" "$prefix${key}_holdout_mae")" \
+        "$(value "$m" "$prefix${key}_holdout_rmse")" "$(value "$m" "${prefix}tracking_actual_cumulative_end")" \
+        "$(value "$m" "$prefix${key}_tracking_expected_cumulative_end")"
+    done
+  done
+}
+
 report="$dir/report.md"
 cores="$(nproc 2>/dev/null || echo "?")"
 cpu="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)"
@@ -189,6 +223,19 @@ run_seconds="$(for name in "${names[@]}"; do cat "$dir/$name/seconds.txt"; echo;
   echo
   echo "Time: ${build_seconds:-?} s to configure and build ${#names[@]} example programs (Release; with ccache a"
   echo "re-run takes seconds), $run_seconds s to run them${total_seconds:+, $total_seconds s in all}."
+  if [[ -f "$dir/customer_lifetime_value/metrics.txt" || -f "$dir/clv_online_retail/metrics.txt" ]]; then
+    echo
+    echo "## CLV purchase models"
+    echo
+    clv_models_table
+    echo
+    echo "Each model is fitted by maximum likelihood to the calibration period only; standard errors from"
+    echo "the observed information (n/a: the information is singular, the estimate is on the boundary of"
+    echo "the parameter space, and the example prints a warning saying so). Holdout: each customer's"
+    echo "purchases in the holdout period against the model's conditional expectation (MAE and RMSE per"
+    echo "customer). The last two columns are the tracking plot's end point: the calibration customers'"
+    echo "cumulative repeat purchases from their first purchase to the end of the holdout period."
+  fi
   for name in "${names[@]}"; do
     m="$dir/$name/metrics.txt"
     model="$(value "$m" model)"; model="${model:-${d_model[$name]:-$name}}"

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Customer lifetime value from a transaction log: BG/NBD + Gamma-Gamma fit, holdout check, CLV
-// ranking, and a 128-64-1 MLP trained on the calibration features to predict the holdout spend,
-// compared with the BG/NBD x Gamma-Gamma expected holdout spend on held-out customers.
+// Customer lifetime value from a transaction log: BG/NBD + Gamma-Gamma fit, Pareto/NBD and MBG/NBD
+// on the same data (all with standard errors), holdout check and diagnostic plots of every purchase
+// model, CLV ranking, and a 128-64-1 MLP trained on the calibration features to predict the holdout
+// spend, compared with the BG/NBD x Gamma-Gamma expected holdout spend on held-out customers.
 //
 //   customer_lifetime_value [--transactions PATH | --csv PATH --id-col C --date-col C --amount-col C]
 //                           [--calibration-end YYYY-MM-DD] [--holdout-end YYYY-MM-DD]
@@ -9,7 +10,8 @@
 //                           [--seed S] [--epochs N]
 //
 // Prints one `name: value` per line; writes DIR/clv.csv (every customer), DIR/holdout_purchases.svg,
-// DIR/holdout_spend_test.svg (predicted vs actual holdout spend) and DIR/mlp_training.svg.
+// DIR/holdout_spend_test.svg (predicted vs actual holdout spend), DIR/mlp_training.svg and the
+// diagnostics of clv_models.hpp (period transactions, tracking, frequency x recency matrices).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -22,9 +24,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "clv_models.hpp"
 #include "uvp/clv/bg_nbd.hpp"
+#include "uvp/clv/diagnostics.hpp"
 #include "uvp/clv/gamma_gamma.hpp"
 #include "uvp/clv/lifetime_value.hpp"
+#include "uvp/clv/mbg_nbd.hpp"
+#include "uvp/clv/pareto_nbd.hpp"
 #include "uvp/clv/summary.hpp"
 #include "uvp/clv/transactions.hpp"
 #include "uvp/core/parallel.hpp"
@@ -371,6 +377,19 @@ int run(const Args& a) {
   std::printf("bgnbd_loglik: %.4f\n", fit_bg.log_likelihood);
   std::printf("bgnbd_converged: %s\n", fit_bg.converged ? "true" : "false");
   for (const auto& w : fit_bg.warnings) std::printf("bgnbd_warning: %s\n", w.c_str());
+  clv_example::print_fit("", "bgnbd", fit_bg, false);  // the standard errors
+
+  // Purchases: Pareto/NBD and MBG/NBD on the same calibration data.
+  t0 = std::chrono::steady_clock::now();
+  uvp::ParetoNbd pnbd;
+  const auto fit_pnbd = pnbd.fit(s);
+  const double t_pnbd = seconds_since(t0);
+  clv_example::print_fit("", "pnbd", fit_pnbd);
+  t0 = std::chrono::steady_clock::now();
+  uvp::MbgNbd mbg;
+  const auto fit_mbg = mbg.fit(s);
+  const double t_mbg = seconds_since(t0);
+  clv_example::print_fit("", "mbgnbd", fit_mbg);
 
   // Spend: Gamma-Gamma on the repeat buyers. Its likelihood takes log(spend), so repeat buyers
   // whose repeat purchases were all free (spend 0: CDNOW_master.txt has some) are left out of the
@@ -394,6 +413,7 @@ int run(const Args& a) {
   std::printf("gg_frequency_spend_correlation: %.4f\n",
               uvp::frequency_monetary_correlation(s.frequency, s.monetary_value));
   for (const auto& w : fit_gg.warnings) std::printf("gg_warning: %s\n", w.c_str());
+  clv_example::print_fit("", "gg", fit_gg, false);  // the standard errors
 
   // Holdout: predicted vs actual purchases of the calibration customers.
   const uvp::Vector<double> predicted =
@@ -403,20 +423,30 @@ int run(const Args& a) {
   std::printf("holdout_actual_total: %.0f\n", actual.sum());
   std::printf("holdout_predicted_total: %.2f\n", predicted.sum());
   std::printf("holdout_mae: %.4f\n", (predicted - actual).cwiseAbs().mean());
+  // Every purchase model on the holdout, per customer.
+  clv_example::print_holdout("", "bgnbd", actual, predicted);
+  if (pnbd.is_fitted())
+    clv_example::print_holdout(
+        "", "pnbd", actual, pnbd.conditional_expected_purchases(split.holdout_duration, s.frequency, s.recency, s.T));
+  if (mbg.is_fitted())
+    clv_example::print_holdout(
+        "", "mbgnbd", actual, mbg.conditional_expected_purchases(split.holdout_duration, s.frequency, s.recency, s.T));
   // By calibration frequency (FHL 2005, Figure 4): mean actual vs mean predicted, 0 .. 7+.
-  constexpr int buckets = 8;
-  std::vector<double> n_b(buckets, 0), act_b(buckets, 0), pred_b(buckets, 0), xs(buckets);
-  for (uvp::index i = 0; i < s.size(); ++i) {
-    const int b = std::min(static_cast<int>(s.frequency[i]), buckets - 1);
-    n_b[b] += 1, act_b[b] += actual[i], pred_b[b] += predicted[i];
-  }
-  std::vector<double> bx, ba, bp;
-  for (int b = 0; b < buckets; ++b) {
-    if (n_b[b] == 0) continue;
-    bx.push_back(b), ba.push_back(act_b[b] / n_b[b]), bp.push_back(pred_b[b] / n_b[b]);
-    std::printf("holdout_by_frequency_%d%s: customers=%.0f actual=%.3f predicted=%.3f\n", b,
-                b == buckets - 1 ? "+" : "", n_b[b], ba.back(), bp.back());
-  }
+  const uvp::HoldoutByFrequency by_f =
+      uvp::holdout_by_frequency(bg, s.frequency, s.recency, s.T, actual, split.holdout_duration);
+  for (std::size_t k = 0; k < by_f.frequency.size(); ++k)
+    std::printf("holdout_by_frequency_%.0f%s: customers=%.0f actual=%.3f predicted=%.3f\n", by_f.frequency[k],
+                by_f.frequency[k] == 7 ? "+" : "", by_f.customers[k], by_f.actual[k], by_f.expected[k]);
+
+  // Diagnostics of every purchase model (uvp/clv/diagnostics.hpp): their numbers now, the SVGs below.
+  t0 = std::chrono::steady_clock::now();
+  const uvp::RepeatTransactionTracking tracking = uvp::track_repeat_transactions(log, cal_end, hold_end, a.unit);
+  clv_example::DiagnosticPlots diagnostics(split, tracking, a.unit == uvp::TimeUnit::week ? "week" : "day");
+  diagnostics.add("bgnbd", "BG/NBD", bg);
+  if (pnbd.is_fitted()) diagnostics.add("pnbd", "Pareto/NBD", pnbd);
+  if (mbg.is_fitted()) diagnostics.add("mbgnbd", "MBG/NBD", mbg);
+  diagnostics.print("");
+  const double t_diag = seconds_since(t0);
 
   // CLV over the horizon for every customer (parallel).
   t0 = std::chrono::steady_clock::now();
@@ -484,12 +514,9 @@ int run(const Args& a) {
     csv += s.id[static_cast<std::size_t>(i)];
     csv += line;
   }
-  const std::string csv_path = a.out + "/clv.csv", svg_path = a.out + "/holdout_purchases.svg";
+  const std::string csv_path = a.out + "/clv.csv";
   uvp::write_file_atomic(csv_path, csv, "customer_lifetime_value");
-  uvp::SvgPlot plot("Holdout purchases by calibration frequency", "purchases in the calibration period (7 = 7+)",
-                    "mean purchases in the holdout period");
-  plot.add_line(bx, ba, "actual").add_line(bx, bp, "BG/NBD expected");
-  plot.save(svg_path);
+  const auto diagnostic_files = diagnostics.save(a.out);  // holdout_purchases.svg and the other diagnostics
   // Predicted vs actual holdout spend of the test customers, both models.
   const std::string spend_svg = a.out + "/holdout_spend_test.svg", curve_svg = a.out + "/mlp_training.svg";
   const uvp::Vector<double> p_mlp = uvp::take(mlp.prediction, test), p_bg = uvp::take(model_spend, test);
@@ -505,10 +532,12 @@ int run(const Args& a) {
   curve.add_line(uvp::as_span(epochs), uvp::as_span(mlp.train_rmse), "training customers")
       .add_line(uvp::as_span(epochs), uvp::as_span(mlp.validation_rmse), "validation customers")
       .save(curve_svg);
-  std::printf("clv_csv: %s\nholdout_svg: %s\nholdout_spend_svg: %s\nmlp_training_svg: %s\n", csv_path.c_str(),
-              svg_path.c_str(), spend_svg.c_str(), curve_svg.c_str());
+  std::printf("clv_csv: %s\nholdout_svg: %s/holdout_purchases.svg\nholdout_spend_svg: %s\nmlp_training_svg: %s\n",
+              csv_path.c_str(), a.out.c_str(), spend_svg.c_str(), curve_svg.c_str());
+  for (const auto& [name, path] : diagnostic_files) std::printf("%s_svg: %s\n", name.c_str(), path.c_str());
   std::printf("seconds_read_summarize: %.4f\nseconds_fit_bgnbd: %.4f\nseconds_fit_gg: %.4f\nseconds_score: %.4f\n",
               t_read, t_bg, t_gg, t_score);
+  std::printf("seconds_fit_pnbd: %.4f\nseconds_fit_mbgnbd: %.4f\nseconds_diagnostics: %.4f\n", t_pnbd, t_mbg, t_diag);
   std::printf("seconds_mlp: %.4f\n", t_mlp);
   return 0;
 }
