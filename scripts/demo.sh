@@ -17,7 +17,7 @@
 set -euo pipefail
 
 examples=(purchase_intent_logreg purchase_lstm purchase_attention intent_conv1d
-          future_value_regression customer_lifetime_value clv_online_retail)
+          future_value_regression customer_lifetime_value clv_online_retail clv_discrete_contractual)
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="demo-report"
