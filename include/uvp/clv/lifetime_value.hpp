@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
-// Discounted customer lifetime value from BG/NBD (purchases) and Gamma-Gamma (spend), all customers in parallel.
+// Discounted customer lifetime value from a purchase model (BG/NBD, MBG/NBD, Pareto/NBD) and Gamma-Gamma (spend), all customers in parallel.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "uvp/clv/bg_nbd.hpp"
 #include "uvp/clv/gamma_gamma.hpp"
+#include "uvp/clv/mbg_nbd.hpp"
 #include "uvp/clv/pareto_nbd.hpp"
 #include "uvp/clv/summary.hpp"
 #include "uvp/core/check.hpp"
@@ -154,6 +156,31 @@ inline double pnbd_continuous_dert(const ParetoNbdParams& p, double delta, doubl
       },
       p.beta + T, delta, H);
 }
+
+/// MBG/NBD: the quadrature above over its E[Y(t)] (BG/NBD's series with b + 1, the same
+/// singularity at t = -(alpha + T)).
+inline double mbgnbd_continuous_dert(const MbgNbdParams& p, double delta, double H, double x, double tx,
+                                     double T) noexcept {
+  return continuous_dert(
+      [&](const double* t, int K, double* out) { mbgnbd_conditional_expected(p, t, K, x, tx, T, out); },
+      p.alpha + T, delta, H);
+}
+
+/// The continuously discounted expected residual purchases of one customer, by model.
+inline double continuous_dert_of(const BgNbdParams& p, double delta, double H, double x, double tx, double T) noexcept {
+  return bgnbd_continuous_dert(p, delta, H, x, tx, T);
+}
+inline double continuous_dert_of(const ParetoNbdParams& p, double delta, double H, double x, double tx,
+                                 double T) noexcept {
+  return pnbd_continuous_dert(p, delta, H, x, tx, T);
+}
+inline double continuous_dert_of(const MbgNbdParams& p, double delta, double H, double x, double tx, double T) noexcept {
+  return mbgnbd_continuous_dert(p, delta, H, x, tx, T);
+}
+
+/// The purchase models discounted_expected_purchases accepts: BgNbd, ParetoNbd, MbgNbd.
+template <class Model>
+using ContinuousDertParams = decltype(continuous_dert_of(std::declval<const Model&>().params(), 0.0, 0.0, 0.0, 0.0, 0.0));
 }  // namespace detail
 
 /// Scores every customer (OpenMP-parallel over customers): P(alive), expected purchases over the
@@ -216,16 +243,20 @@ inline Vector<double> customer_lifetime_value(const BgNbd& purchases, const Gamm
   return score_customers(purchases, spend, summary, options).clv;
 }
 
-/// Continuously discounted expected residual purchases (Fader, Hardie & Lee's DERT, here for BG/NBD)
+/// Continuously discounted expected residual purchases (Fader, Hardie & Lee's DERT)
 ///   int_0^H exp(-rate t) dE[Y(t) | x, t_x, T]
-/// of one customer, in the time unit of recency and T (see ContinuousDiscounting), by the quadrature
-/// of detail::bgnbd_continuous_dert (relative error ~1e-10 or better against an mpmath integral of
-/// the conditional purchase rate: tests/fixtures/clv/make_se_reference.py). Multiply by the margin
-/// per purchase for a continuously discounted CLV (customer_lifetime_value_continuous). rate = 0
-/// with a finite horizon gives E[Y(H)]. Bad discounting or data throw uvp::invalid_argument naming
-/// the argument; an unfitted model uvp::not_fitted_error.
-inline double discounted_expected_purchases(const BgNbd& model, double frequency, double recency, double T,
-                                            const ContinuousDiscounting& discounting) {
+/// of one customer, in the time unit of recency and T (see ContinuousDiscounting), for a fitted
+/// BgNbd, MbgNbd or ParetoNbd. BG/NBD and MBG/NBD use the quadrature of detail::continuous_dert
+/// (relative error ~1e-10 or better against an mpmath integral of the conditional purchase rate:
+/// tests/fixtures/clv/make_se_reference.py); Pareto/NBD uses Fader, Hardie & Lee's closed form (with
+/// the confluent hypergeometric U) for an infinite horizon and the quadrature for a finite one.
+/// Multiply by the margin per purchase for a continuously discounted CLV
+/// (customer_lifetime_value_continuous). rate = 0 with a finite horizon gives E[Y(H)]. Bad
+/// discounting or data throw uvp::invalid_argument naming the argument; an unfitted model
+/// uvp::not_fitted_error.
+template <class Model, class = detail::ContinuousDertParams<Model>>
+double discounted_expected_purchases(const Model& model, double frequency, double recency, double T,
+                                     const ContinuousDiscounting& discounting) {
   constexpr const char* where = "uvp::discounted_expected_purchases";
   detail::check_discounting(where, discounting);
   Eigen::Matrix<double, 1, 1> f, r, t;
@@ -233,86 +264,39 @@ inline double discounted_expected_purchases(const BgNbd& model, double frequency
   r << recency;
   t << T;
   detail::check_rft(where, f, r, t);
-  return detail::bgnbd_continuous_dert(model.params(), discounting.rate, discounting.horizon, frequency, recency, T);
+  return detail::continuous_dert_of(model.params(), discounting.rate, discounting.horizon, frequency, recency, T);
 }
 
 /// The same for every customer (OpenMP-parallel over customers).
-inline Vector<double> discounted_expected_purchases(const BgNbd& model, const ConstVectorRef<double>& frequency,
-                                                    const ConstVectorRef<double>& recency,
-                                                    const ConstVectorRef<double>& T,
-                                                    const ContinuousDiscounting& discounting) {
+template <class Model, class = detail::ContinuousDertParams<Model>>
+Vector<double> discounted_expected_purchases(const Model& model, const ConstVectorRef<double>& frequency,
+                                             const ConstVectorRef<double>& recency, const ConstVectorRef<double>& T,
+                                             const ContinuousDiscounting& discounting) {
   constexpr const char* where = "uvp::discounted_expected_purchases";
   detail::check_discounting(where, discounting);
   detail::check_rft(where, frequency, recency, T);
-  const BgNbdParams p = model.params();
+  const auto p = model.params();
   const index n = frequency.size();
   Vector<double> out(n);
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(dynamic, 64) if (n > 256)
 #endif
   for (index i = 0; i < n; ++i)
-    out[i] = detail::bgnbd_continuous_dert(p, discounting.rate, discounting.horizon, frequency[i], recency[i], T[i]);
+    out[i] = detail::continuous_dert_of(p, discounting.rate, discounting.horizon, frequency[i], recency[i], T[i]);
   return out;
 }
 
-/// CLV with continuous discounting: discounted_expected_purchases (BG/NBD) times the Gamma-Gamma
-/// E[spend per purchase | x, m_x], per customer. The counterpart of customer_lifetime_value's
-/// monthly sum, which approaches it as the month shrinks (with discount_rate = expm1(rate * month)).
-inline Vector<double> customer_lifetime_value_continuous(const BgNbd& purchases, const GammaGamma& spend,
-                                                         const ConstVectorRef<double>& frequency,
-                                                         const ConstVectorRef<double>& recency,
-                                                         const ConstVectorRef<double>& T,
-                                                         const ConstVectorRef<double>& monetary_value,
-                                                         const ContinuousDiscounting& discounting) {
-  constexpr const char* where = "uvp::customer_lifetime_value_continuous";
-  detail::check_discounting(where, discounting);
-  detail::check_rft(where, frequency, recency, T);
-  detail::check_size(where, "monetary_value", monetary_value.size(), frequency.size());
-  const Vector<double> value = spend.conditional_expected_average_value(frequency, monetary_value);
-  return discounted_expected_purchases(purchases, frequency, recency, T, discounting).cwiseProduct(value);
-}
-
-/// Pareto/NBD flavour of discounted_expected_purchases: Fader, Hardie & Lee's closed form (with
-/// the confluent hypergeometric U) for an infinite horizon, the quadrature of detail::continuous_dert
-/// over E[Y(t)] for a finite one. Units and errors as for BG/NBD.
-inline double discounted_expected_purchases(const ParetoNbd& model, double frequency, double recency, double T,
-                                            const ContinuousDiscounting& discounting) {
-  constexpr const char* where = "uvp::discounted_expected_purchases";
-  detail::check_discounting(where, discounting);
-  Eigen::Matrix<double, 1, 1> f, r, t;
-  f << frequency;
-  r << recency;
-  t << T;
-  detail::check_rft(where, f, r, t);
-  return detail::pnbd_continuous_dert(model.params(), discounting.rate, discounting.horizon, frequency, recency, T);
-}
-
-inline Vector<double> discounted_expected_purchases(const ParetoNbd& model, const ConstVectorRef<double>& frequency,
-                                                    const ConstVectorRef<double>& recency,
-                                                    const ConstVectorRef<double>& T,
-                                                    const ContinuousDiscounting& discounting) {
-  constexpr const char* where = "uvp::discounted_expected_purchases";
-  detail::check_discounting(where, discounting);
-  detail::check_rft(where, frequency, recency, T);
-  const ParetoNbdParams p = model.params();
-  const index n = frequency.size();
-  Vector<double> out(n);
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(dynamic, 64) if (n > 256)
-#endif
-  for (index i = 0; i < n; ++i)
-    out[i] = detail::pnbd_continuous_dert(p, discounting.rate, discounting.horizon, frequency[i], recency[i], T[i]);
-  return out;
-}
-
-/// CLV with continuous discounting from Pareto/NBD purchases and Gamma-Gamma spend (Fader, Hardie &
-/// Lee 2005's DERT x the expected spend per purchase).
-inline Vector<double> customer_lifetime_value_continuous(const ParetoNbd& purchases, const GammaGamma& spend,
-                                                         const ConstVectorRef<double>& frequency,
-                                                         const ConstVectorRef<double>& recency,
-                                                         const ConstVectorRef<double>& T,
-                                                         const ConstVectorRef<double>& monetary_value,
-                                                         const ContinuousDiscounting& discounting) {
+/// CLV with continuous discounting: discounted_expected_purchases (BgNbd, MbgNbd or ParetoNbd)
+/// times the Gamma-Gamma E[spend per purchase | x, m_x], per customer. With BG/NBD, the counterpart
+/// of customer_lifetime_value's monthly sum, which approaches it as the month shrinks (with
+/// discount_rate = expm1(rate * month)); with Pareto/NBD, Fader, Hardie & Lee (2005)'s DERT x spend.
+template <class Model, class = detail::ContinuousDertParams<Model>>
+Vector<double> customer_lifetime_value_continuous(const Model& purchases, const GammaGamma& spend,
+                                                  const ConstVectorRef<double>& frequency,
+                                                  const ConstVectorRef<double>& recency,
+                                                  const ConstVectorRef<double>& T,
+                                                  const ConstVectorRef<double>& monetary_value,
+                                                  const ContinuousDiscounting& discounting) {
   constexpr const char* where = "uvp::customer_lifetime_value_continuous";
   detail::check_discounting(where, discounting);
   detail::check_rft(where, frequency, recency, T);

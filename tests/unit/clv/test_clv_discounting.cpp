@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tests of continuous discounting (BG/NBD DERT): mpmath reference, the discrete monthly sum's limit, errors.
+// Tests of continuous discounting (DERT of BG/NBD, MBG/NBD, Pareto/NBD): mpmath reference, the discrete
+// monthly sum's limit, the closed form, a Stieltjes sum, errors.
 #include <doctest/doctest.h>
 
 #include <array>
@@ -11,6 +12,7 @@
 #include "uvp/clv/bg_nbd.hpp"
 #include "uvp/clv/gamma_gamma.hpp"
 #include "uvp/clv/lifetime_value.hpp"
+#include "uvp/clv/mbg_nbd.hpp"
 #include "uvp/clv/pareto_nbd.hpp"
 #include "uvp/core/parallel.hpp"
 
@@ -84,6 +86,36 @@ TEST_CASE("Pareto/NBD: the closed-form DERT (infinite horizon) agrees with the q
       CHECK(uvp::discounted_expected_purchases(model, c[0], c[1], c[2], {0.0, 52}) ==
             doctest::Approx(model.conditional_expected_purchases(52, c[0], c[1], c[2])).epsilon(1e-14));
     }
+}
+
+TEST_CASE("MBG/NBD continuously discounted expected purchases: no discount is E[Y(H)], and a fine Stieltjes sum agrees") {
+  const uvp::MbgNbd model(uvp::MbgNbdParams{0.525, 6.183, 0.891, 1.614});  // CDNOW, weeks (BTYDplus)
+  const std::array<std::array<double, 3>, 4> customers{{{0, 0, 30}, {2, 10, 38}, {7, 35, 38}, {30, 37.5, 38}}};
+  for (const auto& c : customers) {
+    CAPTURE(c[0]);
+    // rate 0: the integral of dE[Y(t)] over (0, H] is E[Y(H)].
+    CHECK(uvp::discounted_expected_purchases(model, c[0], c[1], c[2], {0.0, 52}) ==
+          doctest::Approx(model.conditional_expected_purchases(52, c[0], c[1], c[2])).epsilon(1e-10));
+    // sum_k exp(-delta t_k^mid) (E[Y(t_k)] - E[Y(t_{k-1})]) on a 0.01-week grid over 5 years:
+    // midpoint Stieltjes sum, error O(h^2).
+    const double delta = 0.002, H = 260, h = 0.01;
+    double sum = 0, prev = 0;
+    for (int k = 1; k * h <= H + 1e-9; ++k) {
+      const double e = model.conditional_expected_purchases(k * h, c[0], c[1], c[2]);
+      sum += std::exp(-delta * (k - 0.5) * h) * (e - prev);
+      prev = e;
+    }
+    CHECK(uvp::discounted_expected_purchases(model, c[0], c[1], c[2], {delta, H}) == doctest::Approx(sum).epsilon(1e-6));
+    // Longer horizons add discounted purchases; an infinite one converges.
+    const double finite = uvp::discounted_expected_purchases(model, c[0], c[1], c[2], {delta, H});
+    const double all = uvp::discounted_expected_purchases(model, c[0], c[1], c[2], {delta, inf});
+    CHECK(all > finite);
+    CHECK(std::isfinite(all));
+  }
+  const auto d = clv_test::read_cdnow_summary();
+  const uvp::Vector<double> x = d.x.head(50), tx = d.tx.head(50), T = d.T.head(50);
+  const uvp::Vector<double> all = uvp::discounted_expected_purchases(model, x, tx, T, {0.01, inf});
+  CHECK(all[7] == uvp::discounted_expected_purchases(model, d.x[7], d.tx[7], d.T[7], {0.01, inf}));
 }
 
 TEST_CASE("discounted_expected_purchases: all customers in parallel equal the one-customer call, any thread count") {
