@@ -356,44 +356,6 @@ class SummaryAccumulator {
 
 namespace detail {
 
-/// Calls f(id, date, amount) for each transaction of a CDNOW-layout stream, one line at a time:
-/// the layout, header line and errors of read_cdnow_transactions, with messages that start
-/// "<where>: <name>:<line>: ".
-template <class F>
-void for_each_cdnow_transaction(std::istream& in, const std::string& name, const char* where, F&& f) {
-  std::string line;
-  index line_no = 0;
-  bool seen_data = false;
-  while (std::getline(in, line)) {
-    ++line_no;
-    const auto fields = split_whitespace(line);
-    if (fields.empty()) continue;
-    if (fields.size() != 4 && fields.size() != 5)
-      raise<parse_error>(where, ": ", name, ":", line_no,
-                         ": expected 4 fields (customer id, yyyymmdd, quantity, amount) or 5 "
-                         "(master id, sample id, yyyymmdd, quantity, amount), got ",
-                         fields.size());
-    const std::size_t off = fields.size() - 4;  // the 5-column sample: the second column is the id
-    const std::string_view id = fields[off], date_text = fields[off + 1], amount_text = fields[off + 3];
-    if (!seen_data) {
-      seen_data = true;
-      // A header line: a date field without any digit ("date", "yyyymmdd").
-      if (date_text.find_first_of("0123456789") == std::string_view::npos) continue;
-    }
-    Date day;
-    try {
-      day = parse_date(date_text);
-    } catch (const parse_error& e) {
-      raise<parse_error>(where, ": ", name, ":", line_no, ": ", e.what());
-    }
-    double value = 0;
-    if (!parse_amount(amount_text, value))
-      raise<parse_error>(where, ": ", name, ":", line_no, ": amount '", amount_text, "' is not a finite number");
-    if (value < 0) raise<parse_error>(where, ": ", name, ":", line_no, ": amount ", value, " is negative");
-    f(id, day, value);
-  }
-}
-
 inline void feed_cdnow_file(const char* where, const std::string& path, SummaryAccumulator& acc) {
   std::ifstream in = open_input_stream(where, path);  // regular files only (uvp/io/file.hpp)
   for_each_cdnow_transaction(in, path, where,

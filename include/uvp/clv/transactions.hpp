@@ -62,11 +62,12 @@ inline bool parse_amount(std::string_view s, double& out) {
   return end == tmp.c_str() + tmp.size() && std::isfinite(out);
 }
 
-/// The CDNOW reader over a stream. `name` (a path, or "<string>") and `where` (the public
-/// function) start every message: "uvp::read_cdnow_transactions: path:line: ...".
-inline TransactionLog parse_cdnow_stream(std::istream& in, const std::string& name,
-                                         const char* where = "uvp::read_cdnow_transactions") {
-  TransactionLog log;
+/// Calls f(id, date, amount) for each transaction of a CDNOW-layout stream, one line at a time
+/// (the layout and header rule of read_cdnow_transactions). `name` (a path, or "<string>") and
+/// `where` (the public function) start every message: "uvp::read_cdnow_transactions: path:line: ...".
+/// Shared by the reader that builds a TransactionLog and the streaming summary (summary_accumulator.hpp).
+template <class F>
+void for_each_cdnow_transaction(std::istream& in, const std::string& name, const char* where, F&& f) {
   std::string line;
   index line_no = 0;
   bool seen_data = false;
@@ -97,8 +98,16 @@ inline TransactionLog parse_cdnow_stream(std::istream& in, const std::string& na
     if (!parse_amount(amount_text, value))
       raise<parse_error>(where, ": ", name, ":", line_no, ": amount '", amount_text, "' is not a finite number");
     if (value < 0) raise<parse_error>(where, ": ", name, ":", line_no, ": amount ", value, " is negative");
-    log.add(std::string(id), day, value);
+    f(id, day, value);
   }
+}
+
+/// The CDNOW reader over a stream, into a TransactionLog.
+inline TransactionLog parse_cdnow_stream(std::istream& in, const std::string& name,
+                                         const char* where = "uvp::read_cdnow_transactions") {
+  TransactionLog log;
+  for_each_cdnow_transaction(in, name, where,
+                             [&](std::string_view id, Date day, double value) { log.add(std::string(id), day, value); });
   return log;
 }
 
