@@ -14,8 +14,8 @@ targets=("$@")
 bash scripts/install-deps.sh clang-14 libclang-rt-14-dev
 export CMAKE_CXX_COMPILER_LAUNCHER="${CMAKE_CXX_COMPILER_LAUNCHER:-$(command -v ccache || true)}"
 san="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer"
-cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
-  -DCMAKE_CXX_FLAGS="$san" -DUVP_WITH_OPENMP=OFF -DUVP_BUILD_FUZZERS=ON -DUVP_TEST_FILTER='^fuzz_' \
+cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=Fuzz -DCMAKE_CXX_COMPILER=clang++-14 \
+  -DCMAKE_CXX_FLAGS="-O1 -gline-tables-only $san" -DUVP_WITH_OPENMP=OFF -DUVP_BUILD_FUZZERS=ON -DUVP_TEST_FILTER='^fuzz_' \
   -DUVP_HEADER_CHECK=OFF -DUVP_BUILD_EXAMPLES=OFF -DUVP_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build build/fuzz -j "$(nproc)" --target "${targets[@]/#/fuzz_}"
 
