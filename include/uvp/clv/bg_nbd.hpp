@@ -87,6 +87,15 @@ inline void check_rft(const char* where, const ConstVectorRef<double>& f, const 
   }
 }
 
+/// check_rft for one customer (the one-customer predictions and scores of every BTYD model).
+inline void check_one_rft(const char* where, double x, double tx, double T) {
+  Eigen::Matrix<double, 1, 1> f, r, t;
+  f << x;
+  r << tx;
+  t << T;
+  check_rft(where, f, r, t);
+}
+
 /// Customers sorted by frequency and cut into segments of one frequency each, so that every
 /// term that depends only on (x, parameters) - the log-gamma and digamma terms - is computed once
 /// per distinct x, and the per-customer work is a few logs and one exp, vectorised with xsimd and
@@ -560,13 +569,7 @@ class BgNbd {
   static void check_horizon(const char* where, double t) {
     if (!std::isfinite(t) || t < 0) detail::raise<invalid_argument>(where, ": t must be finite and >= 0, got ", t);
   }
-  static void check_one(const char* where, double x, double tx, double T) {
-    Eigen::Matrix<double, 1, 1> f, r, t;
-    f << x;
-    r << tx;
-    t << T;
-    detail::check_rft(where, f, r, t);
-  }
+  static void check_one(const char* where, double x, double tx, double T) { detail::check_one_rft(where, x, tx, T); }
 
   ClvFitResult fit_impl(const ConstVectorRef<double>& f, const ConstVectorRef<double>& r,
                         const ConstVectorRef<double>& T, const double* w, index w_size, const BgNbdFitOptions& opt) {

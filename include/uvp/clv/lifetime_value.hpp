@@ -259,11 +259,7 @@ double discounted_expected_purchases(const Model& model, double frequency, doubl
                                      const ContinuousDiscounting& discounting) {
   constexpr const char* where = "uvp::discounted_expected_purchases";
   detail::check_discounting(where, discounting);
-  Eigen::Matrix<double, 1, 1> f, r, t;
-  f << frequency;
-  r << recency;
-  t << T;
-  detail::check_rft(where, f, r, t);
+  detail::check_one_rft(where, frequency, recency, T);
   return detail::continuous_dert_of(model.params(), discounting.rate, discounting.horizon, frequency, recency, T);
 }
 

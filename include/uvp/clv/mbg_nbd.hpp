@@ -335,13 +335,7 @@ class MbgNbd {
   static void check_horizon(const char* where, double t) {
     if (!std::isfinite(t) || t < 0) detail::raise<invalid_argument>(where, ": t must be finite and >= 0, got ", t);
   }
-  static void check_one(const char* where, double x, double tx, double T) {
-    Eigen::Matrix<double, 1, 1> f, r, t;
-    f << x;
-    r << tx;
-    t << T;
-    detail::check_rft(where, f, r, t);
-  }
+  static void check_one(const char* where, double x, double tx, double T) { detail::check_one_rft(where, x, tx, T); }
 
   ClvFitResult fit_impl(const ConstVectorRef<double>& f, const ConstVectorRef<double>& r,
                         const ConstVectorRef<double>& T, const double* w, index w_size, const MbgNbdFitOptions& opt) {

@@ -408,13 +408,7 @@ class ParetoNbd {
     if (!std::isfinite(delta) || !(delta > 0))
       detail::raise<invalid_argument>(where, ": delta (discount rate per time unit) must be finite and > 0, got ", delta);
   }
-  static void check_one(const char* where, double x, double tx, double T) {
-    Eigen::Matrix<double, 1, 1> f, r, t;
-    f << x;
-    r << tx;
-    t << T;
-    detail::check_rft(where, f, r, t);
-  }
+  static void check_one(const char* where, double x, double tx, double T) { detail::check_one_rft(where, x, tx, T); }
 
   ClvFitResult fit_impl(const ConstVectorRef<double>& f, const ConstVectorRef<double>& r,
                         const ConstVectorRef<double>& T, const double* w, index w_size, const ParetoNbdFitOptions& opt) {
