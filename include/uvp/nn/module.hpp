@@ -169,6 +169,15 @@ class Block {
     sparse_.clear();
   }
 
+  /// Size of the flat buffer the block's tensors need (parameter_count() plus the 64-byte
+  /// alignment padding between tensors); what a model reserves for the block.
+  index buffer_size() const noexcept { return params_.size(); }
+  /// Moves the block's values (and dense gradients) into a region of a model's buffers and uses
+  /// that region from now on: values has buffer_size() elements, grads as many (or none, for a
+  /// block with a sparse tensor). The region must start on a 64-byte boundary and outlive the
+  /// block's use of it; nn::Chain does this for every block it holds.
+  void bind(Span<T> values, Span<T> grads) { params_.bind(values, grads); }
+
   bool is_training() const noexcept { return training_; }
   void train(bool on = true) noexcept { training_ = on; }
   void eval() noexcept { training_ = false; }
