@@ -15,6 +15,7 @@
 #include "uvp/nn/sum.hpp"
 #include "uvp/optim/sgd.hpp"
 #include "uvp/testing/gradient_check.hpp"
+#include "uvp/testing/layer_check.hpp"
 
 namespace {
 
@@ -284,4 +285,33 @@ TEST_CASE("nn::Residual and nn::Sum: values and gradients") {
             .relative_error < 1e-8);
 
   CHECK_THROWS_AS(uvp::nn::Sum(FeatureAffine<double>(4, rng), FeatureAffine<double>(3, rng)), uvp::shape_error);
+}
+
+TEST_CASE("uvp::testing::check_layer_gradients checks a user's block and a whole model") {
+  uvp::Rng rng(5);
+  FeatureAffine<double> block(3, rng);
+  Matrix<double> x = random_matrix(4, 3, rng);
+  const Matrix<double> x0 = x;
+  const auto r = uvp::testing::check_layer_gradients(block, x);
+  CHECK(r.input.relative_error < 1e-8);
+  CHECK(r.parameters.relative_error < 1e-8);
+  CHECK(r.parameters.worst_index >= 0);  // the parameters were checked
+  CHECK(x == x0);                        // restored
+
+  uvp::nn::Chain model(FeatureAffine<double>(3, rng), Softsign<double>(), FeatureAffine<double>(3, rng));
+  const auto m = uvp::testing::check_layer_gradients(model, x);
+  CHECK(m.input.relative_error < 1e-8);
+  CHECK(m.parameters.relative_error < 1e-8);
+
+  // A wrong backward is caught: a block whose shift gradient is doubled.
+  struct Broken : FeatureAffine<double> {
+    using FeatureAffine<double>::FeatureAffine;
+    ConstMatrixView<double> backward(Context& ctx, ConstMatrixRef<double> dy) {
+      const auto dx = FeatureAffine<double>::backward(ctx, dy);
+      for (double& g : this->grads(this->tensors()[1])) g *= 2;
+      return dx;
+    }
+  };
+  Broken broken(3, rng);
+  CHECK(uvp::testing::check_layer_gradients(broken, x).parameters.relative_error > 0.1);
 }
