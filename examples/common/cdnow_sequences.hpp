@@ -26,6 +26,9 @@
 //
 // The split: 20 % test, then 20 % of the rest for validation, each stratified on the label with
 // a fixed seed. Nothing is tuned on the test customers.
+//
+// The examples read the full CDNOW log (examples/data/cdnow/CDNOW_master.txt: 23,570 customers;
+// read and built in ~0.05 s) unless --data names another, e.g. its 1/10 sample CDNOW_sample.txt.
 #pragma once
 
 #include <algorithm>

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Command line and output helpers shared by the CDNOW examples: the data options (bundled CDNOW
-// sample by default, or a log of your own), --out/--seed/--threads/--epochs, and small writers.
+// Command line and output helpers shared by the CDNOW examples: the data options (the bundled
+// full CDNOW log by default, or a log of your own), --out/--seed/--threads/--epochs, and small
+// writers.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +24,7 @@
 namespace uvp_examples {
 
 struct CommonArgs {
-  std::string data = std::string(UVP_EXAMPLE_DATA_DIR) + "/cdnow/CDNOW_sample.txt";
+  std::string data = std::string(UVP_EXAMPLE_DATA_DIR) + "/cdnow/CDNOW_master.txt";
   bool custom_data = false, csv = false;
   std::string id_col = "customer_id", date_col = "date", amount_col = "amount", quantity_col = "quantity";
   std::string calibration_end, holdout_end;
@@ -36,7 +37,9 @@ struct CommonArgs {
 };
 
 inline const char* common_usage() {
-  return "  --data PATH            transaction log (default: the bundled CDNOW sample). CDNOW text layout:\n"
+  return "  --data PATH            transaction log (default: the bundled full CDNOW log, CDNOW_master.txt,\n"
+         "                         23,570 customers; examples/data/cdnow/CDNOW_sample.txt is its 1/10\n"
+         "                         sample). CDNOW text layout:\n"
          "                         'customer_id yyyymmdd quantity amount' or 'master_id sample_id yyyymmdd\n"
          "                         quantity amount'; a path ending in .csv (or --csv) is read as a CSV\n"
          "  --csv                  read --data as a CSV with a header, columns named by:\n"
@@ -103,7 +106,11 @@ inline CommonArgs parse_common(int argc, char** argv, const std::string& default
     }
   }
   if (a.data.size() > 4 && a.data.compare(a.data.size() - 4, 4, ".csv") == 0) a.csv = true;
-  if (!a.custom_data) {
+  // The bundled logs (the full one and its 1/10 sample) share the published calibration and
+  // holdout periods, so `--data .../CDNOW_sample.txt` needs no dates either.
+  const std::string file = std::filesystem::path(a.data).filename().string();
+  const bool bundled = !a.custom_data || file == "CDNOW_master.txt" || file == "CDNOW_sample.txt";
+  if (bundled) {
     if (a.calibration_end.empty()) a.calibration_end = "1997-09-30";
     if (a.holdout_end.empty()) a.holdout_end = "1998-06-30";
   } else if (a.calibration_end.empty()) {

@@ -43,6 +43,7 @@
 #include "uvp/losses/cross_entropy.hpp"
 #include "uvp/losses/mse.hpp"
 #include "uvp/losses/reduction.hpp"
+#include "uvp/metrics/bootstrap.hpp"
 #include "uvp/metrics/classification.hpp"
 #include "uvp/metrics/ranking.hpp"
 #include "uvp/metrics/regression.hpp"
