@@ -55,6 +55,7 @@
 #include "uvp/nn/dense.hpp"
 #include "uvp/nn/dropout.hpp"
 #include "uvp/nn/embedding.hpp"
+#include "uvp/nn/gru.hpp"
 #include "uvp/nn/layer_norm.hpp"
 #include "uvp/nn/lstm.hpp"
 #include "uvp/nn/module.hpp"
