@@ -70,10 +70,21 @@ struct SequenceBatch {
     uvp::detail::check_shape(where, "values", values.rows(), values.cols(), batch_ * steps_, values.cols());
     if (!lengths_.empty()) uvp::detail::check_size(where, "lengths", lengths_.size(), batch_);
   }
+  /// values: any row-major matrix with contiguous rows (a Matrix, or a block of full rows).
+  SequenceBatch(const ConstMatrixRef<T>& values, index batch_, index steps_, Span<const index> lengths_ = {})
+      : SequenceBatch(contiguous(values), batch_, steps_, lengths_) {}
   /// All rows, (batch * steps) x features.
   ConstMatrixView<T> values() const noexcept { return {data, batch * steps, features}; }
   /// Steps of sequence b.
   index length(index b) const noexcept { return lengths.empty() ? steps : lengths[b]; }
+
+ private:
+  static ConstMatrixView<T> contiguous(const ConstMatrixRef<T>& m) {
+    if (m.rows() > 1 && m.outerStride() != m.cols())
+      uvp::detail::raise<invalid_argument>("uvp::nn::SequenceBatch: values must have contiguous rows (row stride ",
+                                           m.outerStride(), ", columns ", m.cols(), ")");
+    return {m.data(), m.rows(), m.cols()};
+  }
 };
 
 /// A batch of token-id sequences (what an Embedding reads): ids (batch * steps, row-major),
