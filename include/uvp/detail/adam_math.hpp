@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Adam's options and its per-element update, shared by the CPU (uvp::Adam<T, cpu>) and CUDA
 // (uvp::Adam<T, cuda>) backends: no Eigen, no xsimd, so nvcc compiles it for the device too.
+// The CPU runs the same adam_update_element on T (scalar loop) and on xsimd batches of T (SIMD
+// loop, detail/optimizer_base.hpp), so the formula exists once.
 //
 // The update is torch.optim.Adam / AdamW (PyTorch 1.13), see optim/adam.hpp for the equations.
 // Per step, the scalars below are computed once in double and rounded to T (adam_coefficients);
@@ -15,6 +17,7 @@
 #include <cmath>
 
 #include "uvp/core/config.hpp"
+#include "uvp/detail/lane_ops.hpp"
 #include "uvp/detail/rounding_math.hpp"
 
 namespace uvp {
@@ -33,11 +36,18 @@ struct AdamOptions {
 
 namespace detail {
 
-/// The per-step scalars of one Adam step, rounded to T.
+/// The per-step scalars of one Adam step, rounded to T (or broadcast to a batch of T).
 template <class T>
 struct AdamCoefficients {
   T l2, shrink, beta1, one_minus_beta1, beta2, one_minus_beta2, bias_correction2_sqrt, eps,
       neg_step_size;
+
+  /// The same values as U (a batch type: each broadcast to every lane).
+  template <class U>
+  AdamCoefficients<U> as() const noexcept {
+    return {U(l2), U(shrink), U(beta1), U(one_minus_beta1), U(beta2), U(one_minus_beta2),
+            U(bias_correction2_sqrt), U(eps), U(neg_step_size)};
+  }
 };
 
 /// The coefficients of step t >= 1 with learning rate lr, computed in double and rounded once.
@@ -57,9 +67,10 @@ inline AdamCoefficients<T> adam_coefficients(const AdamOptions& o, double lr, in
           T(-(lr / bias_correction1))};
 }
 
-/// One element of one Adam step: updates p, m, v (and *vmax when Amsgrad) in place. Each
-/// product and sum is rounded once (rn_mul / rn_add: no FMA on the device either) and sqrt and
-/// division are IEEE-rounded on both sides, so the CUDA kernel gives the CPU's bits.
+/// One element of one Adam step: updates p, m, v (and *vmax when Amsgrad) in place. T is float,
+/// double, or (CPU SIMD loop) an xsimd batch of them. Each product and sum is rounded once
+/// (rn_mul / rn_add: no FMA on the device either) and sqrt and division are IEEE-rounded on both
+/// sides, so the CUDA kernel gives the CPU's bits.
 template <bool Amsgrad, class T>
 UVP_HOST_DEVICE inline void adam_update_element(T& p, T g, T& m, T& v, T* vmax,
                                                 const AdamCoefficients<T>& c) noexcept {
@@ -70,7 +81,7 @@ UVP_HOST_DEVICE inline void adam_update_element(T& p, T g, T& m, T& v, T* vmax,
   v = rn_add(rn_mul(v, c.beta2), rn_mul(rn_mul(c.one_minus_beta2, gi), gi));
   T vh = v;
   if constexpr (Amsgrad) {
-    vh = *vmax < v ? v : *vmax;  // std::max(vmax, v), NaN included
+    vh = LaneOps<T>::max(*vmax, v);  // std::max(vmax, v), NaN included
     *vmax = vh;
   }
   const T denom = rn_add(sqrt(vh) / c.bias_correction2_sqrt, c.eps);

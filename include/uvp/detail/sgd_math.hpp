@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // SGD's options and its per-element update, shared by the CPU (uvp::Sgd<T, cpu>) and CUDA
 // (uvp::Sgd<T, cuda>) backends: no Eigen, no xsimd, so nvcc compiles it for the device too.
+// The CPU runs the same sgd_update_element on T (scalar loop) and on xsimd batches of T (SIMD
+// loop, detail/optimizer_base.hpp), so the formula exists once.
 //
 // The update is torch.optim.SGD (PyTorch 1.13), see optim/sgd.hpp for the equations. Per step
 // the scalars are rounded to T once (sgd_coefficients); per element (PyTorch's add, mul_, add_,
@@ -30,10 +32,16 @@ struct SgdOptions {
 
 namespace detail {
 
-/// The per-step scalars of one SGD step, rounded to T.
+/// The per-step scalars of one SGD step, rounded to T (or broadcast to a batch of T).
 template <class T>
 struct SgdCoefficients {
   T weight_decay, buf_keep, buf_new, momentum, neg_lr;
+
+  /// The same values as U (a batch type: each broadcast to every lane).
+  template <class U>
+  SgdCoefficients<U> as() const noexcept {
+    return {U(weight_decay), U(buf_keep), U(buf_new), U(momentum), U(neg_lr)};
+  }
 };
 
 /// The coefficients of step t >= 1 with learning rate lr. The buffer is zero before a slice's
@@ -46,7 +54,8 @@ inline SgdCoefficients<T> sgd_coefficients(const SgdOptions& o, double lr, index
 }
 
 /// One element of one SGD step: updates p (and the momentum buffer *b when Momentum) in place.
-/// Each product and sum is rounded once (no FMA on the device either): the CPU's bits.
+/// T is float, double, or (CPU SIMD loop) an xsimd batch of them. Each product and sum is
+/// rounded once (no FMA on the device either): the CPU's bits.
 template <bool Momentum, bool Nesterov, class T>
 UVP_HOST_DEVICE inline void sgd_update_element(T& p, T g, T* b,
                                                const SgdCoefficients<T>& c) noexcept {

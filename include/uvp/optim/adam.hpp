@@ -17,202 +17,114 @@
 // with m, v, vmax zero before the first step. The scalar coefficients are computed in double and
 // rounded to T once per step; the element-wise work is done in T. See optim/optimizer.hpp for the
 // member functions every optimizer shares (step over a slice, begin_step / update, reset, ...).
+//
+// AdamW<T> is Adam<T> with torch.optim.AdamW's defaults (decoupled_weight_decay, weight_decay 0.01).
+// The rule (detail::AdamRule) is a policy of the shared driver detail::OptimizerBase; its
+// per-element update is detail::adam_update_element (detail/adam_math.hpp), the one the CUDA
+// backend runs too.
 #pragma once
 
-#include <algorithm>
-#include <cmath>
 #include <type_traits>
-#include <vector>
 
 #include "uvp/backend/tags.hpp"
 #include "uvp/core/error.hpp"
 #include "uvp/core/tensor.hpp"
-#include "uvp/detail/aligned_allocator.hpp"
-#include "uvp/detail/simd_compat.hpp"
-#include "uvp/detail/simd_math.hpp"
 #include "uvp/detail/adam_math.hpp"
+#include "uvp/detail/optimizer_base.hpp"
 #include "uvp/optim/optimizer.hpp"
 
 namespace uvp {
 
 // AdamOptions (shared with the CUDA backend) is defined in uvp/detail/adam_math.hpp.
 
+namespace detail {
+
+/// Adam's update rule for OptimizerBase. Slots: 0 = m, 1 = v, 2 = vmax (amsgrad only).
+struct AdamRule {
+  using options_type = AdamOptions;
+  static constexpr OptimizerNames names{"uvp::Adam", "uvp::Adam::step", "uvp::Adam::update",
+                                        "uvp::Adam::set_lr", "uvp::Adam::resize"};
+  static constexpr int max_states = 3;
+  template <class T>
+  using coefficients_type = AdamCoefficients<T>;
+
+  static void validate(const AdamOptions& o) {
+    check_option_unit_open(names.type, "beta1", o.beta1);
+    check_option_unit_open(names.type, "beta2", o.beta2);
+    check_option_positive(names.type, "eps", o.eps);
+    check_option_non_negative(names.type, "weight_decay", o.weight_decay);
+  }
+  static double initial_state(const AdamOptions&, int) noexcept { return 0; }
+  template <class T>
+  static AdamCoefficients<T> coefficients(const AdamOptions& o, double lr, index t) noexcept {
+    return adam_coefficients<T>(o, lr, t);
+  }
+
+  template <bool Amsgrad>
+  struct Kernel {
+    using slots = slots_where<true, true, Amsgrad>;
+    template <class V>
+    static void apply(const AdamCoefficients<V>& c, V& p, V g, V* const* s) noexcept {
+      adam_update_element<Amsgrad>(p, g, *s[0], *s[1], s[2], c);
+    }
+  };
+  template <class Visit>
+  static void dispatch(const AdamOptions& o, Visit&& visit) {
+    if (o.amsgrad)
+      visit(Kernel<true>{});
+    else
+      visit(Kernel<false>{});
+  }
+};
+
+}  // namespace detail
+
+/// AdamOptions with torch.optim.AdamW's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8,
+/// weight_decay 0.01, decoupled_weight_decay = true.
+inline AdamOptions adamw_options() noexcept {
+  AdamOptions o;
+  o.weight_decay = 0.01;
+  o.decoupled_weight_decay = true;
+  return o;
+}
+
 /// Adam / AdamW / AMSGrad state for one flat parameter vector of T (float or double).
 /// State: m, v (and vmax with amsgrad), each size() elements, 64-byte aligned, allocated on
-/// the first step (or by resize) and never again until reset().
+/// the first step (or by resize) and never again until reset(). The member functions are the
+/// driver's (detail::OptimizerBase, contract in optim/optimizer.hpp).
 template <class T, class Backend = cpu>
-class Adam {
+class Adam : public detail::OptimizerBase<T, detail::AdamRule> {
   static_assert(is_scalar_v<T>, "uvp::Adam<T>: T must be float or double");
   static_assert(std::is_same_v<Backend, cpu>,
                 "uvp::Adam: only the uvp::cpu backend is implemented; use Adam<T, uvp::cpu>");
+  using Base = detail::OptimizerBase<T, detail::AdamRule>;
 
  public:
-  using value_type = T;
   using backend_type = Backend;
-  using options_type = AdamOptions;
 
-  explicit Adam(AdamOptions options = {}) : options_(validated(options)), lr_(options.lr) {}
-
-  const AdamOptions& options() const noexcept { return options_; }
-  double lr() const noexcept { return lr_; }
-  void set_lr(double lr) {
-    detail::check_lr("uvp::Adam::set_lr", lr);
-    lr_ = lr;
-  }
-  index steps() const noexcept { return steps_; }
-  index size() const noexcept { return size_; }
+  explicit Adam(AdamOptions options = {}) : Base(options) {}
 
   /// First moment m, second moment v and (with amsgrad, else empty) the running max of v.
-  Span<const T> exp_avg() const noexcept { return as_span(m_); }
-  Span<const T> exp_avg_sq() const noexcept { return as_span(v_); }
-  Span<const T> max_exp_avg_sq() const noexcept { return as_span(vmax_); }
+  Span<const T> exp_avg() const noexcept { return this->state(0); }
+  Span<const T> exp_avg_sq() const noexcept { return this->state(1); }
+  Span<const T> max_exp_avg_sq() const noexcept { return this->state(2); }
+};
 
-  void reset() noexcept {
-    m_.clear();
-    v_.clear();
-    vmax_.clear();
-    size_ = 0;
-    steps_ = 0;
-    lr_ = options_.lr;
-  }
-
-  void resize(index n) {
-    if (n <= 0) detail::raise<invalid_argument>("uvp::Adam::resize: n must be > 0, got ", n);
-    allocate(n);
-  }
-
-  /// One step over the whole vector. params: n values (updated in place); grads: n gradients.
-  void step(Span<T> params, Span<const T> grads) {
-    constexpr const char* where = "uvp::Adam::step";
-    if (size_ != 0) detail::check_size(where, "params", params.size(), size_);
-    detail::check_step(where, params, grads, 0, size_ == 0 ? params.size() : size_, options_.check_finite);
-    if (size_ == 0) allocate(params.size());
-    begin_step();
-    run(params, grads, 0);
-  }
-
-  /// One step over elements [offset, offset + n) of the vector (params, grads: that slice).
-  void step(Span<T> params, Span<const T> grads, index offset) {
-    detail::check_step("uvp::Adam::step", params, grads, offset, size_, options_.check_finite);
-    begin_step();
-    run(params, grads, offset);
-  }
-
-  /// Counts one step (t <- t + 1) for the update() calls that follow.
-  void begin_step() noexcept {
-    ++steps_;
-    const double t = static_cast<double>(steps_);
-    bias_correction1_ = 1 - std::pow(options_.beta1, t);
-    bias_correction2_sqrt_ = std::sqrt(1 - std::pow(options_.beta2, t));
-  }
-
-  /// Updates elements [offset, offset + n) with the current step's coefficients.
-  void update(Span<T> params, Span<const T> grads, index offset) {
-    constexpr const char* where = "uvp::Adam::update";
-    if (steps_ == 0) detail::raise<invalid_argument>(where, ": no step begun; call begin_step() first");
-    detail::check_step(where, params, grads, offset, size_, options_.check_finite);
-    run(params, grads, offset);
-  }
+/// AdamW (Loshchilov & Hutter 2019) with torch.optim.AdamW's defaults: an Adam whose options
+/// default to adamw_options(). The options must keep decoupled_weight_decay = true (else
+/// uvp::invalid_argument: an L2-coupled "AdamW" is Adam).
+template <class T, class Backend = cpu>
+class AdamW : public Adam<T, Backend> {
+ public:
+  explicit AdamW(AdamOptions options = adamw_options()) : Adam<T, Backend>(decoupled(options)) {}
 
  private:
-  using storage = std::vector<T, detail::aligned_allocator<T>>;
-
-  struct Coefficients {
-    T l2, shrink, beta1, one_minus_beta1, beta2, one_minus_beta2, bias_correction2_sqrt, eps,
-        neg_step_size;
-  };
-
-  // Zeroed state for n parameters, steps() = 0; lr() is kept (a schedule may have set it).
-  void allocate(index n) {
-    const auto count = static_cast<std::size_t>(n);
-    m_.assign(count, T(0));
-    v_.assign(count, T(0));
-    if (options_.amsgrad) vmax_.assign(count, T(0));
-    size_ = n;
-    steps_ = 0;
-  }
-
-  static AdamOptions validated(const AdamOptions& o) {
-    constexpr const char* where = "uvp::Adam";
-    detail::check_option_positive(where, "lr", o.lr);
-    detail::check_option_unit_open(where, "beta1", o.beta1);
-    detail::check_option_unit_open(where, "beta2", o.beta2);
-    detail::check_option_positive(where, "eps", o.eps);
-    detail::check_option_non_negative(where, "weight_decay", o.weight_decay);
+  static AdamOptions decoupled(const AdamOptions& o) {
+    if (!o.decoupled_weight_decay)
+      detail::raise<invalid_argument>("uvp::AdamW: decoupled_weight_decay must be true, got false "
+                                      "(use uvp::Adam for an L2 penalty)");
     return o;
   }
-
-  void run(Span<T> params, Span<const T> grads, index offset) noexcept {
-    const AdamOptions& o = options_;
-    const bool decoupled = o.decoupled_weight_decay;
-    const Coefficients c{T(decoupled ? 0.0 : o.weight_decay),
-                         T(decoupled ? 1 - lr_ * o.weight_decay : 1.0),
-                         T(o.beta1),
-                         T(1 - o.beta1),
-                         T(o.beta2),
-                         T(1 - o.beta2),
-                         T(bias_correction2_sqrt_),
-                         T(o.eps),
-                         T(-(lr_ / bias_correction1_))};
-    T* m = m_.data() + offset;
-    T* v = v_.data() + offset;
-    if (o.amsgrad)
-      kernel<true>(params.data(), grads.data(), m, v, vmax_.data() + offset, params.size(), c);
-    else
-      kernel<false>(params.data(), grads.data(), m, v, nullptr, params.size(), c);
-  }
-
-  // The fused loop: one read of p, g, m, v (, vmax) and one write of p, m, v (, vmax) per element.
-  // The order of operations follows PyTorch's kernels (add, mul_, add_, addcmul_, addcdiv_).
-  template <bool Amsgrad>
-  static void kernel(T* p, const T* g, T* m, T* v, T* vmax, index n, const Coefficients& c) noexcept {
-    namespace s = detail::simd;
-    if constexpr (!s::enabled<T>) {
-      for (index i = 0; i < n; ++i) {
-        const T gi = g[i] + c.l2 * p[i];
-        const T pi = p[i] * c.shrink;
-        m[i] = m[i] * c.beta1 + c.one_minus_beta1 * gi;
-        v[i] = v[i] * c.beta2 + c.one_minus_beta2 * gi * gi;
-        T vh = v[i];
-        if constexpr (Amsgrad) vh = vmax[i] = std::max(vmax[i], v[i]);
-        const T denom = std::sqrt(vh) / c.bias_correction2_sqrt + c.eps;
-        p[i] = pi + c.neg_step_size * (m[i] / denom);
-      }
-    } else {
-      using B = s::batch<T>;
-      const B l2(c.l2), shrink(c.shrink), b1(c.beta1), omb1(c.one_minus_beta1), b2(c.beta2),
-          omb2(c.one_minus_beta2), bc2(c.bias_correction2_sqrt), eps(c.eps), nss(c.neg_step_size);
-      auto body = [&](T* pp, const T* gp, T* mp, T* vp, T* vmaxp) {
-        const B p0 = B::load_unaligned(pp);
-        const B gi = B::load_unaligned(gp) + l2 * p0;
-        const B pi = p0 * shrink;
-        const B mi = B::load_unaligned(mp) * b1 + omb1 * gi;
-        const B vi = B::load_unaligned(vp) * b2 + omb2 * gi * gi;
-        mi.store_unaligned(mp);
-        vi.store_unaligned(vp);
-        B vh = vi;
-        if constexpr (Amsgrad) {
-          vh = xsimd::max(B::load_unaligned(vmaxp), vi);
-          vh.store_unaligned(vmaxp);
-        }
-        const B denom = xsimd::sqrt(vh) / bc2 + eps;
-        (pi + nss * (mi / denom)).store_unaligned(pp);
-      };
-      if constexpr (Amsgrad)
-        s::for_each_batch<T>(n, body, p, g, m, v, vmax);
-      else
-        s::for_each_batch<T>(
-            n, [&](T* pp, const T* gp, T* mp, T* vp) { body(pp, gp, mp, vp, nullptr); }, p, g, m, v);
-    }
-  }
-
-  AdamOptions options_;
-  double lr_;
-  index steps_ = 0;
-  index size_ = 0;
-  double bias_correction1_ = 1;
-  double bias_correction2_sqrt_ = 1;
-  storage m_, v_, vmax_;
 };
 
 }  // namespace uvp

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// The contract every uvp optimizer (Sgd, Adam) fulfils, and the argument checks they share.
+// The contract every uvp optimizer (Sgd, Adam, AdamW, RmsProp, Adagrad) fulfils, and the argument
+// checks they share.
 //
 // An optimizer is an Options struct (plain numbers with documented defaults) plus a class
 // template `X<T, Backend = cpu>` holding the per-run state for ONE flat parameter vector
-// (a model's `uvp::Parameters<T>`, see docs/optim.md). It provides:
+// (a model's `uvp::Parameters<T>`, see docs/optim.md). On the CPU every one of them is the one
+// driver detail::OptimizerBase<T, XRule> (uvp/detail/optimizer_base.hpp) with its update rule as
+// a policy; the CUDA specialisations (backend/cuda/) follow the same contract. It provides:
 //
 //   using value_type = T;  using options_type = XOptions;
 //   explicit X(XOptions o = {});        validates o: uvp::invalid_argument naming option and value
@@ -55,6 +58,12 @@ inline void check_option_non_negative(const char* where, const char* what, doubl
 inline void check_option_unit_open(const char* where, const char* what, double value) {
   if (!(value >= 0 && value < 1))
     raise<invalid_argument>(where, ": ", what, " must be in [0, 1), got ", value);
+}
+
+/// value must lie in [0, 1] (momentum, dampening).
+inline void check_option_unit_closed(const char* where, const char* what, double value) {
+  if (!(value >= 0 && value <= 1))
+    raise<invalid_argument>(where, ": ", what, " must be in [0, 1], got ", value);
 }
 
 /// The learning rate a schedule sets: finite and >= 0 (0 is reached by e.g. cosine annealing).

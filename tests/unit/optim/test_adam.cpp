@@ -311,3 +311,55 @@ TEST_CASE("Adam trains a flat-buffer least-squares model to its solution") {
   }
   for (int j = 0; j < 3; ++j) CHECK(model.values()[j] == doctest::Approx(w_star[j]).epsilon(1e-6));
 }
+
+TEST_CASE_TEMPLATE("AMSGrad with a collapsing gradient, and AdamW with torch.optim.AdamW's defaults, follow torch", T,
+                   float, double) {
+  int seen = 0;
+  for (const auto& c : uvp_test::cases_for<T>("adaptive.txt")) {
+    const int kind = int(c.scalar("optimizer"));
+    if (kind != 1 && kind != 2) continue;
+    CAPTURE(c.name);
+    double worst = 0;
+    if (c.name.rfind("adamw_defaults", 0) == 0) {
+      uvp::AdamW<T> opt;  // no options: the defaults must be torch's, which the case recorded
+      CHECK(opt.options().lr == c.scalar("lr"));
+      CHECK(opt.options().weight_decay == c.scalar("weight_decay"));
+      worst = uvp_test::replay_trajectory<T>(c, opt);
+    } else {
+      uvp::Adam<T> opt(options_of(c));
+      worst = uvp_test::replay_trajectory<T>(c, opt);
+      CHECK(opt.max_exp_avg_sq().size() == 19);
+    }
+    MESSAGE(c.name << ": max rel diff to torch over 20 steps " << worst);
+    ++seen;
+  }
+  CHECK(seen == 2);
+}
+
+TEST_CASE("AdamW: torch.optim.AdamW's defaults, and decoupled weight decay required") {
+  const uvp::AdamOptions d = uvp::adamw_options();
+  CHECK(d.lr == 1e-3);
+  CHECK(d.beta1 == 0.9);
+  CHECK(d.beta2 == 0.999);
+  CHECK(d.eps == 1e-8);
+  CHECK(d.weight_decay == 0.01);
+  CHECK(d.decoupled_weight_decay);
+  CHECK_FALSE(d.amsgrad);
+  uvp::AdamW<double> w;
+  CHECK(w.options().decoupled_weight_decay);
+  // AdamW is an Adam: same steps as Adam with the same options.
+  uvp::Adam<double> a(d);
+  std::vector<double> p = {1, -2}, q = p;
+  const std::vector<double> g = {0.5, 0.25};
+  w.step(uvp::Span<double>(p), uvp::Span<const double>(g));
+  a.step(uvp::Span<double>(q), uvp::Span<const double>(g));
+  CHECK(p == q);
+  uvp::AdamOptions coupled = d;
+  coupled.decoupled_weight_decay = false;
+  UVP_CHECK_THROWS_WITH_SUBSTR(uvp::AdamW<float>(coupled), uvp::invalid_argument,
+                               "uvp::AdamW: decoupled_weight_decay must be true, got false");
+  uvp::AdamOptions bad = d;
+  bad.weight_decay = -1;
+  UVP_CHECK_THROWS_WITH_SUBSTR(uvp::AdamW<float>(bad), uvp::invalid_argument,
+                               "weight_decay must be finite and >= 0, got -1");
+}

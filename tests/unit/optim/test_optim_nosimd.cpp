@@ -9,8 +9,10 @@
 
 #include "optim_fixture.hpp"
 #include "support/test_support.hpp"
+#include "uvp/optim/adagrad.hpp"
 #include "uvp/optim/adam.hpp"
 #include "uvp/optim/clip.hpp"
+#include "uvp/optim/rmsprop.hpp"
 #include "uvp/optim/sgd.hpp"
 
 TEST_CASE_TEMPLATE("scalar fallback: Sgd and Adam still follow torch.optim step by step", T, float, double) {
@@ -43,6 +45,48 @@ TEST_CASE_TEMPLATE("scalar fallback: Sgd and Adam still follow torch.optim step 
     ++seen;
   }
   CHECK(seen == 12);
+}
+
+TEST_CASE_TEMPLATE("scalar fallback: RmsProp, Adagrad and AMSGrad still follow torch.optim step by step", T, float,
+                   double) {
+  int seen = 0;
+  for (const auto& c : uvp_test::cases_for<T>("adaptive.txt")) {
+    CAPTURE(c.name);
+    const int kind = int(c.scalar("optimizer"));
+    if (kind == 3) {
+      uvp::RmsPropOptions o;
+      o.lr = c.scalar("lr");
+      o.alpha = c.scalar("alpha");
+      o.eps = c.scalar("eps");
+      o.weight_decay = c.scalar("weight_decay");
+      o.momentum = c.scalar("momentum");
+      o.centered = c.scalar("centered") != 0;
+      uvp::RmsProp<T> opt(o);
+      uvp_test::replay_trajectory<T>(c, opt);
+    } else if (kind == 4) {
+      uvp::AdagradOptions o;
+      o.lr = c.scalar("lr");
+      o.lr_decay = c.scalar("lr_decay");
+      o.weight_decay = c.scalar("weight_decay");
+      o.initial_accumulator_value = c.scalar("initial_accumulator_value");
+      o.eps = c.scalar("eps");
+      uvp::Adagrad<T> opt(o);
+      uvp_test::replay_trajectory<T>(c, opt);
+    } else {
+      uvp::AdamOptions o;
+      o.lr = c.scalar("lr");
+      o.beta1 = c.scalar("beta1");
+      o.beta2 = c.scalar("beta2");
+      o.eps = c.scalar("eps");
+      o.weight_decay = c.scalar("weight_decay");
+      o.decoupled_weight_decay = kind == 2;
+      o.amsgrad = c.scalar("amsgrad") != 0;
+      uvp::Adam<T> opt(o);
+      uvp_test::replay_trajectory<T>(c, opt);
+    }
+    ++seen;
+  }
+  CHECK(seen == 9);
 }
 
 TEST_CASE_TEMPLATE("scalar fallback: clipping", T, float, double) {
