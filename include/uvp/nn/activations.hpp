@@ -16,6 +16,11 @@
 // ones and Softmax may run in place (Y the same matrix as X), and backward may write dX over dY.
 // All are thread-safe (no state) and vectorised with uvp::kernels; large inputs are split
 // across OpenMP threads.
+//
+// The layer contract (uvp/nn/layer.hpp) is the API: Y = forward(X, ctx) returns a view of Y
+// owned by ctx, and dX = backward(ctx, dY) returns a view of dX owned by ctx, taking Y or X (as
+// backward_from_output says) from ctx; ctx's buffers only grow. spec() has no arguments. The
+// low-level forms below them take explicit buffers and the saved tensor; both run the same code.
 #pragma once
 
 #include <cmath>
@@ -25,9 +30,11 @@
 #include "uvp/backend/tags.hpp"
 #include "uvp/core/check.hpp"
 #include "uvp/core/tensor.hpp"
+#include "uvp/detail/nn_matrix_io.hpp"
 #include "uvp/detail/nn_rows.hpp"
 #include "uvp/detail/simd_compat.hpp"
 #include "uvp/detail/simd_math.hpp"
+#include "uvp/nn/layer.hpp"
 #include "uvp/nn/module.hpp"
 
 namespace uvp::detail {
@@ -109,6 +116,40 @@ struct nn_elementwise_activation {
   }
 };
 
+/// The contract forms every activation shares (A: the activation, with its low-level forms).
+/// Context: a view of X and the Y and dX buffers; backward hands the low-level backward Y or X
+/// as A::backward_from_output says.
+template <class T, class A>
+struct nn_activation_contract {
+  class Context : public NnContextBase {
+    friend struct nn_activation_contract;
+    NnMatrixIo<T> io_;
+  };
+
+  static ConstMatrixView<T> forward(const A& a, const char* where, const Eigen::Ref<const Matrix<T>>& X,
+                                    Context& ctx) {
+    return ctx.io_.forward(ctx, {}, where, X, X.cols(), [&](Eigen::Ref<Matrix<T>> Y) { a.forward(X, Y); });
+  }
+  static ConstMatrixView<T> backward(const A& a, const char* where, Context& ctx,
+                                     const Eigen::Ref<const Matrix<T>>& dY) {
+    auto& io = ctx.io_;
+    return io.backward(ctx, nullptr, where, A::kind, dY, [&](Eigen::Ref<Matrix<T>> dX) {
+      if constexpr (A::backward_from_output)
+        a.backward(io.output(), dY, dX);
+      else
+        a.backward(io.x.view(), dY, dX);
+    });
+  }
+  static index output_width(const char* where, index in) {
+    nn_check_width(where, in);
+    return in;
+  }
+  static A from_spec(const char* where, const nn::BlockSpec& s) {
+    nn_check_spec_kind(where, s, A::kind);
+    return A();
+  }
+};
+
 }  // namespace uvp::detail
 
 namespace uvp::nn {
@@ -121,7 +162,37 @@ class Relu : public Block<T> {
 
  public:
   using backend_type = Backend;
+  using input_type = ConstMatrixView<T>;
+  using output_type = ConstMatrixView<T>;
+  static constexpr const char* kind = "Relu";
   static constexpr bool backward_from_output = true;
+
+  /// What forward leaves for backward: a view of X, the Y and dX buffers (they only grow).
+  using Context = typename uvp::detail::nn_activation_contract<T, Relu>::Context;
+
+  // ---- The layer contract -----------------------------------------------------------------
+
+  index input_width() const noexcept { return -1; }
+  /// in (any width; -1: not known).
+  index output_width(index in) const {
+    constexpr const char* where = "uvp::nn::Relu::output_width";
+    return contract::output_width(where, in);
+  }
+  /// Y for X (n, d), finite: a view owned by ctx, valid until its next forward. ctx keeps a
+  /// view of X, which must stay alive and unchanged until backward.
+  ConstMatrixView<T> forward(ConstMatrixRef<T> X, Context& ctx) const {
+    return contract::forward(*this, "uvp::nn::Relu::forward", X, ctx);
+  }
+  /// dX (n, d) from dY (n, d), the gradient of ctx's last forward's output; owned by ctx.
+  ConstMatrixView<T> backward(Context& ctx, ConstMatrixRef<T> dY) const {
+    return contract::backward(*this, "uvp::nn::Relu::backward", ctx, dY);
+  }
+  /// No arguments: {kind}.
+  BlockSpec spec() const { return BlockSpec(kind); }
+  /// uvp::format_error for a spec of another kind.
+  static Relu from_spec(const BlockSpec& s) { return contract::from_spec("uvp::nn::Relu::from_spec", s); }
+
+  // ---- The low-level forms ------------------------------------------------------------------
 
   index output_cols(index in_cols) const noexcept { return in_cols; }
 
@@ -137,6 +208,7 @@ class Relu : public Block<T> {
   }
 
  private:
+  using contract = uvp::detail::nn_activation_contract<T, Relu>;
   struct impl : uvp::detail::nn_elementwise_activation<T, impl> {
     static void kernel(const T* x, T* y, index n) noexcept { kernels::relu(x, y, n); }
     static void backward_kernel(const T* y, const T* dy, T* dx, index n) noexcept { kernels::relu_backward(y, dy, dx, n); }
@@ -151,7 +223,37 @@ class Sigmoid : public Block<T> {
 
  public:
   using backend_type = Backend;
+  using input_type = ConstMatrixView<T>;
+  using output_type = ConstMatrixView<T>;
+  static constexpr const char* kind = "Sigmoid";
   static constexpr bool backward_from_output = true;
+
+  /// What forward leaves for backward: a view of X, the Y and dX buffers (they only grow).
+  using Context = typename uvp::detail::nn_activation_contract<T, Sigmoid>::Context;
+
+  // ---- The layer contract -----------------------------------------------------------------
+
+  index input_width() const noexcept { return -1; }
+  /// in (any width; -1: not known).
+  index output_width(index in) const {
+    constexpr const char* where = "uvp::nn::Sigmoid::output_width";
+    return contract::output_width(where, in);
+  }
+  /// Y for X (n, d), finite: a view owned by ctx, valid until its next forward. ctx keeps a
+  /// view of X, which must stay alive and unchanged until backward.
+  ConstMatrixView<T> forward(ConstMatrixRef<T> X, Context& ctx) const {
+    return contract::forward(*this, "uvp::nn::Sigmoid::forward", X, ctx);
+  }
+  /// dX (n, d) from dY (n, d), the gradient of ctx's last forward's output; owned by ctx.
+  ConstMatrixView<T> backward(Context& ctx, ConstMatrixRef<T> dY) const {
+    return contract::backward(*this, "uvp::nn::Sigmoid::backward", ctx, dY);
+  }
+  /// No arguments: {kind}.
+  BlockSpec spec() const { return BlockSpec(kind); }
+  /// uvp::format_error for a spec of another kind.
+  static Sigmoid from_spec(const BlockSpec& s) { return contract::from_spec("uvp::nn::Sigmoid::from_spec", s); }
+
+  // ---- The low-level forms ------------------------------------------------------------------
 
   index output_cols(index in_cols) const noexcept { return in_cols; }
 
@@ -167,6 +269,7 @@ class Sigmoid : public Block<T> {
   }
 
  private:
+  using contract = uvp::detail::nn_activation_contract<T, Sigmoid>;
   struct impl : uvp::detail::nn_elementwise_activation<T, impl> {
     static void kernel(const T* x, T* y, index n) noexcept { kernels::sigmoid(x, y, n); }
     static void backward_kernel(const T* y, const T* dy, T* dx, index n) noexcept {
@@ -183,7 +286,37 @@ class Tanh : public Block<T> {
 
  public:
   using backend_type = Backend;
+  using input_type = ConstMatrixView<T>;
+  using output_type = ConstMatrixView<T>;
+  static constexpr const char* kind = "Tanh";
   static constexpr bool backward_from_output = true;
+
+  /// What forward leaves for backward: a view of X, the Y and dX buffers (they only grow).
+  using Context = typename uvp::detail::nn_activation_contract<T, Tanh>::Context;
+
+  // ---- The layer contract -----------------------------------------------------------------
+
+  index input_width() const noexcept { return -1; }
+  /// in (any width; -1: not known).
+  index output_width(index in) const {
+    constexpr const char* where = "uvp::nn::Tanh::output_width";
+    return contract::output_width(where, in);
+  }
+  /// Y for X (n, d), finite: a view owned by ctx, valid until its next forward. ctx keeps a
+  /// view of X, which must stay alive and unchanged until backward.
+  ConstMatrixView<T> forward(ConstMatrixRef<T> X, Context& ctx) const {
+    return contract::forward(*this, "uvp::nn::Tanh::forward", X, ctx);
+  }
+  /// dX (n, d) from dY (n, d), the gradient of ctx's last forward's output; owned by ctx.
+  ConstMatrixView<T> backward(Context& ctx, ConstMatrixRef<T> dY) const {
+    return contract::backward(*this, "uvp::nn::Tanh::backward", ctx, dY);
+  }
+  /// No arguments: {kind}.
+  BlockSpec spec() const { return BlockSpec(kind); }
+  /// uvp::format_error for a spec of another kind.
+  static Tanh from_spec(const BlockSpec& s) { return contract::from_spec("uvp::nn::Tanh::from_spec", s); }
+
+  // ---- The low-level forms ------------------------------------------------------------------
 
   index output_cols(index in_cols) const noexcept { return in_cols; }
 
@@ -199,6 +332,7 @@ class Tanh : public Block<T> {
   }
 
  private:
+  using contract = uvp::detail::nn_activation_contract<T, Tanh>;
   struct impl : uvp::detail::nn_elementwise_activation<T, impl> {
     static void kernel(const T* x, T* y, index n) noexcept { kernels::tanh(x, y, n); }
     static void backward_kernel(const T* y, const T* dy, T* dx, index n) noexcept {
@@ -215,7 +349,37 @@ class Gelu : public Block<T> {
 
  public:
   using backend_type = Backend;
+  using input_type = ConstMatrixView<T>;
+  using output_type = ConstMatrixView<T>;
+  static constexpr const char* kind = "Gelu";
   static constexpr bool backward_from_output = false;
+
+  /// What forward leaves for backward: a view of X, the Y and dX buffers (they only grow).
+  using Context = typename uvp::detail::nn_activation_contract<T, Gelu>::Context;
+
+  // ---- The layer contract -----------------------------------------------------------------
+
+  index input_width() const noexcept { return -1; }
+  /// in (any width; -1: not known).
+  index output_width(index in) const {
+    constexpr const char* where = "uvp::nn::Gelu::output_width";
+    return contract::output_width(where, in);
+  }
+  /// Y for X (n, d), finite: a view owned by ctx, valid until its next forward. ctx keeps a
+  /// view of X, which must stay alive and unchanged until backward.
+  ConstMatrixView<T> forward(ConstMatrixRef<T> X, Context& ctx) const {
+    return contract::forward(*this, "uvp::nn::Gelu::forward", X, ctx);
+  }
+  /// dX (n, d) from dY (n, d), the gradient of ctx's last forward's output; owned by ctx.
+  ConstMatrixView<T> backward(Context& ctx, ConstMatrixRef<T> dY) const {
+    return contract::backward(*this, "uvp::nn::Gelu::backward", ctx, dY);
+  }
+  /// No arguments: {kind}.
+  BlockSpec spec() const { return BlockSpec(kind); }
+  /// uvp::format_error for a spec of another kind.
+  static Gelu from_spec(const BlockSpec& s) { return contract::from_spec("uvp::nn::Gelu::from_spec", s); }
+
+  // ---- The low-level forms ------------------------------------------------------------------
 
   index output_cols(index in_cols) const noexcept { return in_cols; }
 
@@ -231,6 +395,7 @@ class Gelu : public Block<T> {
   }
 
  private:
+  using contract = uvp::detail::nn_activation_contract<T, Gelu>;
   struct impl : uvp::detail::nn_elementwise_activation<T, impl> {
     static void kernel(const T* x, T* y, index n) noexcept { uvp::detail::gelu(x, y, n); }
     static void backward_kernel(const T* x, const T* dy, T* dx, index n) noexcept {
@@ -248,7 +413,38 @@ class Softmax : public Block<T> {
 
  public:
   using backend_type = Backend;
+  using input_type = ConstMatrixView<T>;
+  using output_type = ConstMatrixView<T>;
+  static constexpr const char* kind = "Softmax";
   static constexpr bool backward_from_output = true;
+
+  /// What forward leaves for backward: a view of X, the Y and dX buffers (they only grow).
+  using Context = typename uvp::detail::nn_activation_contract<T, Softmax>::Context;
+
+  // ---- The layer contract -----------------------------------------------------------------
+
+  index input_width() const noexcept { return -1; }
+  /// in (any width, at least 1; -1: not known).
+  index output_width(index in) const {
+    constexpr const char* where = "uvp::nn::Softmax::output_width";
+    if (in == 0) uvp::detail::raise<shape_error>(where, ": Softmax takes at least 1 input feature, got 0");
+    return contract::output_width(where, in);
+  }
+  /// Y for X (n, d), d >= 1, finite: a view owned by ctx, valid until its next forward. ctx keeps
+  /// a view of X, which must stay alive and unchanged until backward.
+  ConstMatrixView<T> forward(ConstMatrixRef<T> X, Context& ctx) const {
+    return contract::forward(*this, "uvp::nn::Softmax::forward", X, ctx);
+  }
+  /// dX (n, d) from dY (n, d), the gradient of ctx's last forward's output; owned by ctx.
+  ConstMatrixView<T> backward(Context& ctx, ConstMatrixRef<T> dY) const {
+    return contract::backward(*this, "uvp::nn::Softmax::backward", ctx, dY);
+  }
+  /// No arguments: {kind}.
+  BlockSpec spec() const { return BlockSpec(kind); }
+  /// uvp::format_error for a spec of another kind.
+  static Softmax from_spec(const BlockSpec& s) { return contract::from_spec("uvp::nn::Softmax::from_spec", s); }
+
+  // ---- The low-level forms ------------------------------------------------------------------
 
   index output_cols(index in_cols) const noexcept { return in_cols; }
 
@@ -286,6 +482,9 @@ class Softmax : public Block<T> {
       dX.row(r).array() = Y.row(r).array() * (dY.row(r).array() - s);
     }
   }
+
+ private:
+  using contract = uvp::detail::nn_activation_contract<T, Softmax>;
 };
 
 }  // namespace uvp::nn

@@ -9,6 +9,12 @@
 // .grad), and dX = dY W (written). Initialisation is PyTorch's default for nn.Linear:
 // kaiming_uniform_(a = sqrt(5)) for W, which is U(-1/sqrt(in), 1/sqrt(in)), and the same
 // U(-1/sqrt(in), 1/sqrt(in)) for b.
+//
+// The layer contract (uvp/nn/layer.hpp) is the API: Y = forward(X, ctx) returns a view of Y
+// owned by ctx (which keeps a view of X), and dX = backward(ctx, dY) accumulates dW, db and
+// returns a view of dX owned by ctx; ctx's buffers only grow. spec() / from_spec() give and take
+// {in_features, out_features, bias}. The low-level forms below them take explicit buffers (and X
+// again in backward); both run the same code.
 #pragma once
 
 #include <cmath>
@@ -20,7 +26,9 @@
 #include "uvp/core/init.hpp"
 #include "uvp/core/random.hpp"
 #include "uvp/core/tensor.hpp"
+#include "uvp/detail/nn_matrix_io.hpp"
 #include "uvp/detail/nn_rows.hpp"
+#include "uvp/nn/layer.hpp"
 #include "uvp/nn/module.hpp"
 
 namespace uvp::nn {
@@ -32,6 +40,15 @@ class Dense : public Block<T> {
 
  public:
   using backend_type = Backend;
+  using input_type = ConstMatrixView<T>;
+  using output_type = ConstMatrixView<T>;
+  static constexpr const char* kind = "Dense";
+
+  /// What forward leaves for backward: a view of X, the Y and dX buffers (they only grow).
+  class Context : public uvp::detail::NnContextBase {
+    friend class Dense;
+    uvp::detail::NnMatrixIo<T> io_;
+  };
 
   /// in_features, out_features > 0. bias = false: no "bias" tensor (torch's bias=False).
   Dense(index in_features, index out_features, Rng& rng, bool bias = true)
@@ -45,6 +62,51 @@ class Dense : public Block<T> {
     init::uniform(this->values(this->tensors()[weight_]), -bound, bound, rng);
     if (bias) init::uniform(this->values(this->tensors()[bias_]), -bound, bound, rng);
   }
+
+  // ---- The layer contract -----------------------------------------------------------------
+
+  index input_width() const noexcept { return in_; }
+  /// out_features; uvp::shape_error if in (-1: not known) is not in_features.
+  index output_width(index in) const {
+    if (in != -1 && in != in_) uvp::detail::nn_width_mismatch("uvp::nn::Dense::output_width", "Dense", in, in_);
+    return out_;
+  }
+
+  /// Y = X W^T + b for X (n, in), finite. Returns Y (n, out), owned by ctx and valid until its
+  /// next forward; ctx keeps a view of X, which must stay alive and unchanged until backward.
+  ConstMatrixView<T> forward(ConstMatrixRef<T> X, Context& ctx) const {
+    return ctx.io_.forward(ctx, shape(), "uvp::nn::Dense::forward", X, out_, [&](MatrixRef<T> Y) { forward(X, Y); });
+  }
+
+  /// From dY (n, out), the gradient of ctx's last forward's output: dW += dY^T X, db +=
+  /// colsum(dY); returns dX = dY W (n, in), owned by ctx.
+  ConstMatrixView<T> backward(Context& ctx, ConstMatrixRef<T> dY) {
+    const auto s = shape();
+    auto& io = ctx.io_;
+    return io.backward(ctx, &s, "uvp::nn::Dense::backward", "Dense", dY,
+                       [&](MatrixRef<T> dX) { backward(io.x.view(), dY, dX); });
+  }
+
+  /// {in_features, out_features, bias}.
+  BlockSpec spec() const {
+    return BlockSpec(kind)
+        .set("in_features", double(in_))
+        .set("out_features", double(out_))
+        .set("bias", has_bias_ ? 1 : 0);
+  }
+  /// The Dense of spec s (weights from a fixed seed: load them after). uvp::format_error for a
+  /// spec of another kind or a missing argument, the constructor's error for a bad one.
+  static Dense from_spec(const BlockSpec& s) {
+    constexpr const char* where = "uvp::nn::Dense::from_spec";
+    uvp::detail::nn_check_spec_kind(where, s, kind);
+    Rng rng(0);
+    constexpr index lo = -uvp::detail::nn_spec_max_size, hi = uvp::detail::nn_spec_max_size;
+    // One argument at a time: a missing one is reported in the spec's order.
+    const index in = s.get_index("in_features", lo, hi), out = s.get_index("out_features", lo, hi);
+    return Dense(in, out, rng, s.get_bool("bias"));
+  }
+
+  // ---- Accessors and the low-level forms ---------------------------------------------------
 
   index in_features() const noexcept { return in_; }
   index out_features() const noexcept { return out_; }
@@ -129,6 +191,8 @@ class Dense : public Block<T> {
       for (index r = 0; r < dY.rows(); ++r) gb += dY.row(r).transpose();
     }
   }
+
+  uvp::detail::NnBlockShape shape() const noexcept { return {{"in_features", in_}, {"out_features", out_}}; }
 
   double work(index rows) const noexcept { return double(rows) * double(in_) * double(out_); }
 

@@ -11,6 +11,12 @@
 // and a run is reproducible from its seed. The Context's buffer only grows: no allocation once
 // it has seen the largest batch. The mask stream is uvp's own (xoshiro256**), so the dropped
 // positions differ from PyTorch's; their distribution is the same.
+//
+// The layer contract (uvp/nn/layer.hpp) is the API: Y = forward(X, ctx) draws the mask from
+// ctx.rng (seeded by Context's constructor) and returns a view of Y owned by ctx, and dX =
+// backward(ctx, dY) returns a view of dX owned by ctx. spec() / from_spec() give and take {p}.
+// The low-level forms below them take explicit buffers and a separate Rng; both run the same
+// code.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +26,9 @@
 #include "uvp/core/check.hpp"
 #include "uvp/core/random.hpp"
 #include "uvp/core/tensor.hpp"
+#include "uvp/detail/nn_matrix_io.hpp"
 #include "uvp/detail/nn_rows.hpp"
+#include "uvp/nn/layer.hpp"
 #include "uvp/nn/module.hpp"
 
 namespace uvp::nn {
@@ -32,11 +40,17 @@ class Dropout : public Block<T> {
 
  public:
   using backend_type = Backend;
+  using input_type = ConstMatrixView<T>;
+  using output_type = ConstMatrixView<T>;
+  static constexpr const char* kind = "Dropout";
   static constexpr bool backward_from_output = false;
 
   /// The mask of the last forward: (rows, cols) values in {0, 1 / (1 - p)}, or none (active =
   /// false) when that forward was the identity. holds_forward(): that forward completed.
+  /// rng draws the masks of the contract forward; the low-level forward takes its own Rng.
   struct Context : uvp::detail::NnContextBase {
+    explicit Context(std::uint64_t seed = 0x5eed) : rng(seed) {}
+    Rng rng;
     uvp::detail::NnBuffer<T> mask;
     index rows = 0, cols = 0;
     bool active = false;
@@ -46,6 +60,10 @@ class Dropout : public Block<T> {
       const bool on = active && holds_forward();
       return {mask.data(), on ? rows : 0, on ? cols : 0};
     }
+
+   private:
+    friend class Dropout;
+    uvp::detail::NnMatrixIo<T> io_;  // the contract forms' X view, Y and dX buffers
   };
 
   /// p: the probability of zeroing an element, in [0, 1) (torch's default 0.5).
@@ -53,6 +71,35 @@ class Dropout : public Block<T> {
     if (!(p >= 0.0 && p < 1.0))
       uvp::detail::raise<invalid_argument>("uvp::nn::Dropout: p must be in [0, 1), got ", p);
   }
+
+  // ---- The layer contract -----------------------------------------------------------------
+
+  index input_width() const noexcept { return -1; }
+  /// in (any width; -1: not known).
+  index output_width(index in) const {
+    uvp::detail::nn_check_width("uvp::nn::Dropout::output_width", in);
+    return in;
+  }
+  /// Y = X * M in training (M drawn from ctx.rng), a copy of X in eval; X (n, d), finite. Returns
+  /// Y, owned by ctx and valid until its next forward.
+  ConstMatrixView<T> forward(ConstMatrixRef<T> X, Context& ctx) const {
+    return ctx.io_.forward(ctx, {}, "uvp::nn::Dropout::forward", X, X.cols(),
+                           [&](MatrixRef<T> Y) { forward(X, Y, ctx, ctx.rng); });
+  }
+  /// dX = dY * M with the mask of ctx's last forward (dX = dY after an eval one); owned by ctx.
+  ConstMatrixView<T> backward(Context& ctx, ConstMatrixRef<T> dY) const {
+    return ctx.io_.backward(ctx, nullptr, "uvp::nn::Dropout::backward", "Dropout", dY,
+                            [&](MatrixRef<T> dX) { backward(ctx, dY, dX); });
+  }
+  /// {p}.
+  BlockSpec spec() const { return BlockSpec(kind).set("p", p_); }
+  /// uvp::format_error for a spec of another kind or without p; the constructor's error for a bad p.
+  static Dropout from_spec(const BlockSpec& s) {
+    uvp::detail::nn_check_spec_kind("uvp::nn::Dropout::from_spec", s, kind);
+    return Dropout(s.get("p"));
+  }
+
+  // ---- Accessors and the low-level forms ---------------------------------------------------
 
   double p() const noexcept { return p_; }
   index output_cols(index in_cols) const noexcept { return in_cols; }

@@ -15,6 +15,12 @@
 // gamma = 1 and beta = 0 at start (without it there are no tensors). forward() saves (mean, rstd)
 // per row in a caller-owned Context that backward() reads; forward is const and thread-safe with
 // one Context per thread, and the Context only grows (no allocation after the largest batch).
+//
+// The layer contract (uvp/nn/layer.hpp) is the API: Y = forward(X, ctx) returns a view of Y owned
+// by ctx (which keeps a view of X), and dX = backward(ctx, dY) accumulates dgamma, dbeta and
+// returns a view of dX owned by ctx. spec() / from_spec() give and take {normalized_shape, eps,
+// elementwise_affine}. The low-level forms below them take explicit buffers (and X again in
+// backward); both run the same code.
 #pragma once
 
 #include <cmath>
@@ -24,7 +30,9 @@
 #include "uvp/core/check.hpp"
 #include "uvp/core/init.hpp"
 #include "uvp/core/tensor.hpp"
+#include "uvp/detail/nn_matrix_io.hpp"
 #include "uvp/detail/nn_rows.hpp"
+#include "uvp/nn/layer.hpp"
 #include "uvp/nn/module.hpp"
 
 namespace uvp::nn {
@@ -36,6 +44,9 @@ class LayerNorm : public Block<T> {
 
  public:
   using backend_type = Backend;
+  using input_type = ConstMatrixView<T>;
+  using output_type = ConstMatrixView<T>;
+  static constexpr const char* kind = "LayerNorm";
   static constexpr bool backward_from_output = false;
 
   /// The row statistics of the last forward: mean and rstd = 1 / sqrt(var + eps), `rows` each,
@@ -49,7 +60,9 @@ class LayerNorm : public Block<T> {
     Span<const double> rstd() const noexcept { return {stats.data() + count(), count()}; }
 
    private:
+    friend class LayerNorm;
     index count() const noexcept { return holds_forward() && rows > 0 ? rows : 0; }
+    uvp::detail::NnMatrixIo<T> io_;  // the contract forms' X view, Y and dX buffers
   };
 
   /// normalized_shape: d, the size of the last dimension (> 0); eps > 0.
@@ -64,6 +77,48 @@ class LayerNorm : public Block<T> {
     this->allocate_parameters();
     if (affine_) init::constant(this->values(this->tensors()[0]), T(1));
   }
+
+  // ---- The layer contract -----------------------------------------------------------------
+
+  index input_width() const noexcept { return d_; }
+  /// normalized_shape; uvp::shape_error if in (-1: not known) is not normalized_shape.
+  index output_width(index in) const {
+    if (in != -1 && in != d_)
+      uvp::detail::nn_width_mismatch("uvp::nn::LayerNorm::output_width", "LayerNorm", in, d_);
+    return d_;
+  }
+  /// Y for X (n, d), finite: a view owned by ctx, valid until its next forward. ctx keeps a view
+  /// of X, which must stay alive and unchanged until backward, and each row's mean and rstd.
+  ConstMatrixView<T> forward(ConstMatrixRef<T> X, Context& ctx) const {
+    return ctx.io_.forward(ctx, shape(), "uvp::nn::LayerNorm::forward", X, d_,
+                           [&](MatrixRef<T> Y) { forward(X, Y, ctx); });
+  }
+  /// From dY (n, d), the gradient of ctx's last forward's output: dgamma, dbeta accumulated;
+  /// returns dX (n, d), owned by ctx.
+  ConstMatrixView<T> backward(Context& ctx, ConstMatrixRef<T> dY) {
+    const auto s = shape();
+    auto& io = ctx.io_;
+    return io.backward(ctx, &s, "uvp::nn::LayerNorm::backward", "LayerNorm", dY,
+                       [&](MatrixRef<T> dX) { backward(io.x.view(), ctx, dY, dX); });
+  }
+  /// {normalized_shape, eps, elementwise_affine}.
+  BlockSpec spec() const {
+    return BlockSpec(kind)
+        .set("normalized_shape", double(d_))
+        .set("eps", eps_)
+        .set("elementwise_affine", affine_ ? 1 : 0);
+  }
+  /// uvp::format_error for a spec of another kind or a missing argument; the constructor's
+  /// error for a bad one.
+  static LayerNorm from_spec(const BlockSpec& s) {
+    uvp::detail::nn_check_spec_kind("uvp::nn::LayerNorm::from_spec", s, kind);
+    // One argument at a time: a missing one is reported in the spec's order.
+    const index d = s.get_index("normalized_shape", -uvp::detail::nn_spec_max_size, uvp::detail::nn_spec_max_size);
+    const double eps = s.get("eps");
+    return LayerNorm(d, eps, s.get_bool("elementwise_affine"));
+  }
+
+  // ---- Accessors and the low-level forms ---------------------------------------------------
 
   index normalized_shape() const noexcept { return d_; }
   double eps() const noexcept { return eps_; }

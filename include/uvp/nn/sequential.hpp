@@ -15,6 +15,12 @@
 // collect_blocks(prefix, list) names the children "<prefix>.<i>" (or "<i>" for an empty
 // prefix), as torch.nn.Sequential's state_dict does ("0.weight", "0.bias", "2.weight", ...);
 // every child is a uvp::nn::Block, the parameterless ones with no tensors.
+//
+// Sequential follows the layer contract (uvp/nn/layer.hpp) as a composite: Y = forward(X, ctx)
+// returns a view owned by ctx, which keeps a view of X, and dX = backward(ctx, dY) returns dX
+// owned by ctx; input_width() / output_width(in) walk the layers, and spec() lists each layer's
+// spec as a child, from which from_spec() rebuilds the chain. The low-level backward forms take
+// X again (and write dX into a caller's buffer, or skip it).
 #pragma once
 
 #include <cstdint>
@@ -29,10 +35,12 @@
 #include "uvp/core/check.hpp"
 #include "uvp/core/random.hpp"
 #include "uvp/core/tensor.hpp"
+#include "uvp/detail/nn_matrix_io.hpp"
 #include "uvp/detail/nn_rows.hpp"
 #include "uvp/nn/activations.hpp"
 #include "uvp/nn/dense.hpp"
 #include "uvp/nn/dropout.hpp"
+#include "uvp/nn/layer.hpp"
 #include "uvp/nn/layer_norm.hpp"
 #include "uvp/nn/module.hpp"
 
@@ -46,6 +54,9 @@ class Sequential {
  public:
   using value_type = T;
   using backend_type = Backend;
+  using input_type = ConstMatrixView<T>;
+  using output_type = ConstMatrixView<T>;
+  static constexpr const char* kind = "Sequential";
   using Layer = std::variant<Dense<T, Backend>, Relu<T, Backend>, Sigmoid<T, Backend>, Tanh<T, Backend>,
                              Gelu<T, Backend>, Softmax<T, Backend>, Dropout<T, Backend>, LayerNorm<T, Backend>>;
 
@@ -87,6 +98,8 @@ class Sequential {
     std::vector<typename Dropout<T, Backend>::Context> dropout_;
     std::vector<typename LayerNorm<T, Backend>::Context> norm_;
     uvp::detail::NnBuffer<T> grad_[2];
+    uvp::detail::NnBuffer<T> dx_;     // the contract backward's dX
+    uvp::detail::SavedRows<T> x_;     // the last forward's input
     index rows_ = -1, layers_ = -1, in_cols_ = -1;
   };
 
@@ -124,6 +137,70 @@ class Sequential {
     return *p;
   }
 
+  // ---- The layer contract -----------------------------------------------------------------
+
+  /// The first layer's input width (-1: any, or no layers).
+  index input_width() const noexcept {
+    return layers_.empty() ? -1 : std::visit([](const auto& b) { return b.input_width(); }, *layers_.front());
+  }
+  /// The last layer's output width for `in` input features (-1: not known), through every layer;
+  /// uvp::shape_error naming the layer (index and kind) that does not take its input.
+  index output_width(index in) const {
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      try {
+        in = std::visit([&](const auto& b) { return b.output_width(in); }, *layers_[i]);
+      } catch (const shape_error& e) {
+        uvp::detail::raise<shape_error>("uvp::nn::Sequential::output_width: layer ", i, " (", layer_kind(i), "): ",
+                                        e.what());
+      }
+    }
+    return in;
+  }
+
+  // forward(X, ctx), the contract's forward, is with the other forward forms below.
+
+  /// From dY (n, c_L), the gradient of the output of ctx's last forward: accumulates every
+  /// layer's parameter gradients and returns dX (n, c_0), owned by ctx (valid until its next
+  /// backward). The forward's X must still be alive and unchanged.
+  ConstMatrixView<T> backward(Context& ctx, ConstMatrixRef<T> dY) {
+    constexpr const char* where = "uvp::nn::Sequential::backward";
+    const uvp::detail::NnBlockShape shape{{"layers", size()}};
+    uvp::detail::nn_require_forward(where, ctx, "Sequential", &shape);
+    uvp::detail::check_shape(where, "d_output", dY.rows(), dY.cols(), ctx.rows_,
+                             ctx.cols_[static_cast<std::size_t>(ctx.layers_ - 1)]);
+    if (uvp::detail::nn_in_buffer<T>(dY, ctx.dx_))
+      uvp::detail::raise<invalid_argument>(where, ": d_output lies in the context's own input-gradient buffer (the "
+                                           "result of its last backward); copy it first");
+    const auto X = ctx.x_.view();
+    auto dX = ctx.dx_.matrix(X.rows(), X.cols());
+    MatrixRef<T> dx_ref(dX);
+    backward_impl(X, ctx, dY, &dx_ref);
+    return {ctx.dx_.data(), X.rows(), X.cols()};
+  }
+
+  /// Kind "Sequential", no arguments, each layer's spec as a child.
+  BlockSpec spec() const {
+    BlockSpec s(kind);
+    for (const auto& l : layers_) s.children.push_back(std::visit([](const auto& b) { return b.spec(); }, *l));
+    return s;
+  }
+  /// The Sequential of spec s, its layers rebuilt by their from_spec (weights from a fixed seed:
+  /// load them after). uvp::format_error for a spec of another kind or a child of a kind that
+  /// a Sequential cannot hold; the layer's error for a bad child.
+  static Sequential from_spec(const BlockSpec& s) {
+    constexpr const char* where = "uvp::nn::Sequential::from_spec";
+    uvp::detail::nn_check_spec_kind(where, s, kind);
+    Sequential out;
+    for (std::size_t i = 0; i < s.children.size(); ++i)
+      if (!out.add_from_spec(s.children[i]))
+        uvp::detail::raise<format_error>(where, ": child ", i, " is of kind '", s.children[i].kind,
+                                         "', which a Sequential cannot hold (Dense, Relu, Sigmoid, Tanh, Gelu, "
+                                         "Softmax, Dropout, LayerNorm)");
+    return out;
+  }
+
+  // ---- Layers, modes and the low-level forms -------------------------------------------------
+
   /// Output columns for an input of in_cols columns.
   index output_cols(index in_cols) const noexcept {
     for (const auto& l : layers_) in_cols = std::visit([&](const auto& b) { return b.output_cols(in_cols); }, *l);
@@ -153,13 +230,19 @@ class Sequential {
     }
   }
 
-  /// Runs the chain on X (n, c_0); returns a view of the output, valid until ctx's next forward.
+  /// Runs the chain on X (n, c_0); returns a view of the output, owned by ctx and valid until its
+  /// next forward. ctx keeps a view of X for backward(ctx, dY). (The layer contract's forward.)
   ConstMatrixView<T> forward(ConstMatrixRef<T> X, Context& ctx) const {
     const index L = size(), n = X.rows();
+    constexpr const char* where = "uvp::nn::Sequential::forward";
     uvp::detail::nn_begin_forward(ctx, {{"layers", L}});  // invalid until this forward completes
-    if (L == 0) uvp::detail::raise<invalid_argument>("uvp::nn::Sequential::forward: the Sequential has no layers");
+    if (L == 0) uvp::detail::raise<invalid_argument>(where, ": the Sequential has no layers");
+    if (in_context(X, ctx))
+      uvp::detail::raise<invalid_argument>(where, ": X lies in the context's own buffers (an output or gradient of "
+                                           "its last pass); give this forward another context");
     ctx.prepare(L, n);
     ctx.in_cols_ = X.cols();
+    ctx.x_.set(X);
     index cols = X.cols();
     for (index i = 0; i < L; ++i) {
       const auto k = static_cast<std::size_t>(i);
@@ -199,6 +282,31 @@ class Sequential {
   }
 
  private:
+  static bool in_context(const ConstMatrixRef<T>& X, const Context& ctx) noexcept {
+    for (const auto& b : ctx.out_)
+      if (uvp::detail::nn_in_buffer<T>(X, b)) return true;
+    return uvp::detail::nn_in_buffer<T>(X, ctx.grad_[0]) || uvp::detail::nn_in_buffer<T>(X, ctx.grad_[1]) ||
+           uvp::detail::nn_in_buffer<T>(X, ctx.dx_);
+  }
+
+  const char* layer_kind(std::size_t i) const noexcept {
+    return std::visit([](const auto& b) { return std::decay_t<decltype(b)>::kind; }, *layers_[i]);
+  }
+
+  // Appends the layer of spec c if its kind is alternative I or a later one of Layer.
+  template <std::size_t I = 0>
+  bool add_from_spec(const BlockSpec& c) {
+    if constexpr (I < std::variant_size_v<Layer>) {
+      using L = std::variant_alternative_t<I, Layer>;
+      if (c.kind != L::kind) return add_from_spec<I + 1>(c);
+      add(L::from_spec(c));
+      return true;
+    } else {
+      (void)c;
+      return false;
+    }
+  }
+
   static Block<T>& block(Layer& l) noexcept {
     return std::visit([](auto& b) -> Block<T>& { return b; }, l);
   }
