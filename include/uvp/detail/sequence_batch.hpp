@@ -15,6 +15,7 @@
 
 #include "uvp/core/check.hpp"
 #include "uvp/core/error.hpp"
+#include "uvp/core/gemm.hpp"
 #include "uvp/core/tensor.hpp"
 #include "uvp/detail/aligned_allocator.hpp"
 #include "uvp/detail/nn_rows.hpp"
@@ -75,6 +76,48 @@ void check_finite_steps(const char* where, const char* what, const ConstMatrixRe
     const index n = lengths.empty() ? seq_len : lengths[b];
     for (index r = b * seq_len; r < b * seq_len + n; ++r) nn_check_finite_row<T>(where, what, M, r);
   }
+}
+
+/// uvp::invalid_argument unless the sizes of a batch of sequences handed to a block (`what`, an
+/// nn::SequenceBatch, whose fields are public) can describe its rows: batch, steps and features
+/// >= 0, and data set when there are values.
+template <class Batch>
+void check_batch_sizes(const char* where, const char* what, const Batch& x) {
+  if (x.batch < 0 || x.steps < 0 || x.features < 0)
+    raise<invalid_argument>(where, ": ", what, " has batch ", x.batch, ", steps ", x.steps, " and ", x.features,
+                            " features (each must be >= 0)");
+  if (x.data == nullptr && x.batch * x.steps * x.features > 0)
+    raise<invalid_argument>(where, ": ", what, " has no data for its ", x.batch * x.steps, " rows");
+}
+
+/// The same for a forward's input, named "x".
+template <class Batch>
+void check_batch_sizes(const char* where, const Batch& x) {
+  check_batch_sizes(where, "x", x);
+}
+
+/// uvp::invalid_argument when `what` (a contract forward's x, or a backward's d_output) lies in
+/// one of the context's own buffers (vectors), which the call overwrites, or moves when it grows.
+template <class T, class... Buffers>
+void check_not_in_context(const char* where, const char* what, const ConstMatrixRef<T>& m, const Buffers&... bufs) {
+  const auto in = [&m](const auto& buf) {
+    const auto n = static_cast<index>(buf.size());
+    return ranges_overlap(m.data(), m.rows(), m.outerStride(), m.cols(), buf.data(), n > 0 ? index(1) : 0, n, n);
+  };
+  if ((in(bufs) || ...))
+    raise<invalid_argument>(where, ": ", what, " lies in the context's own buffers (the output or gradient of its "
+                            "last pass); give this call another context, or copy it first");
+}
+
+/// uvp::shape_error unless a batch of sequences handed to a backward (`what`, a d_output) has the
+/// batch, steps and features its forward produced: "<where>: d_output has batch 2, steps 5 and
+/// 3 features, expected batch 2, steps 5 and 4 features".
+inline void check_sequence_shape(const char* where, const char* what, index batch, index steps, index features,
+                                 index expected_batch, index expected_steps, index expected_features) {
+  if (batch != expected_batch || steps != expected_steps || features != expected_features)
+    raise<shape_error>(where, ": ", what, " has batch ", batch, ", steps ", steps, " and ", features,
+                       " features, expected batch ", expected_batch, ", steps ", expected_steps, " and ",
+                       expected_features, " features");
 }
 
 }  // namespace uvp::detail

@@ -21,6 +21,15 @@
 //   dP = dO_bh V_bh^T,  dV_bh = P^T dO_bh,  dS = P o (dP - rowsum(P o dP))
 //   dQ_bh = dS K_bh / sqrt(d),  dK_bh = dS^T Q_bh / sqrt(d)
 //   dW_in += [dQ dK dV]^T X,  db_in += sum_rows [dQ dK dV],  dX = [dQ dK dV] W_in
+//
+// The layer contract (uvp/nn/layer.hpp), SequenceBatch<T> -> SequenceBatch<T>:
+//
+//   SequenceBatch<T> y = attn.forward(x, ctx);      // x's batch, steps and lengths; E features
+//   SequenceBatch<T> dx = attn.backward(ctx, d_y);  // accumulates the parameter gradients
+//
+// Both results are views owned by ctx (valid until its next forward); ctx keeps a view of x,
+// which must stay unchanged until the backward. The low-level forms take the caller's buffers:
+// forward(X, batch, seq_len, lengths, Y, ctx) and backward(X, dY, dX, ctx).
 #pragma once
 
 #include <algorithm>
@@ -35,9 +44,11 @@
 #include "uvp/core/init.hpp"
 #include "uvp/core/random.hpp"
 #include "uvp/core/tensor.hpp"
+#include "uvp/detail/nn_matrix_io.hpp"
 #include "uvp/detail/sequence_batch.hpp"
 #include "uvp/detail/simd_compat.hpp"
 #include "uvp/detail/simd_math.hpp"
+#include "uvp/nn/layer.hpp"
 #include "uvp/nn/module.hpp"
 
 namespace uvp::detail {
@@ -100,6 +111,11 @@ class MultiHeadSelfAttention : public Block<T> {
   using Buffer = uvp::detail::AlignedBuffer<T>;
 
  public:
+  using backend_type = Backend;
+  using input_type = SequenceBatch<T>;
+  using output_type = SequenceBatch<T>;
+  static constexpr const char* kind = "MultiHeadSelfAttention";
+
   /// What forward saves for backward, plus backward's scratch. Owned by the caller (one per
   /// thread for concurrent forwards); its buffers only grow, so after the first call of the
   /// largest shape neither forward nor backward allocates. Internally only the valid rows are
@@ -133,6 +149,8 @@ class MultiHeadSelfAttention : public Block<T> {
     std::vector<index> lengths_, offsets_, pslot_;  // n_b; first packed row; first probability
     Buffer x_, qkv_, o_, probs_;                    // forward (x_: packed X)
     Buffer dy_, d_o_, dqkv_, dprobs_;               // backward scratch
+    Buffer y_, dx_;                                 // the contract forms' Y and dX
+    SequenceBatch<T> in_;                           // the contract forward's x
   };
 
   /// embed_dim E, num_heads H (E % H == 0). Initialised as PyTorch does: W_in ~ xavier_uniform
@@ -162,6 +180,63 @@ class MultiHeadSelfAttention : public Block<T> {
   index head_dim() const noexcept { return head_dim_; }
   bool causal() const noexcept { return causal_; }
   void set_causal(bool on) noexcept { causal_ = on; }
+
+  /// E features in, E out; output_width raises uvp::shape_error for in other than E (or -1).
+  index input_width() const noexcept { return embed_; }
+  index output_width(index in) const {
+    if (in != -1 && in != embed_)
+      uvp::detail::nn_width_mismatch("uvp::nn::MultiHeadSelfAttention::output_width", "MultiHeadSelfAttention", in,
+                                     embed_);
+    return embed_;
+  }
+
+  /// Y = attention(x): the batch, steps and lengths of x, E features, padding rows 0. Checks
+  /// and messages are the low-level forward's. Const and thread-safe: writes only ctx.
+  SequenceBatch<T> forward(const SequenceBatch<T>& x, Context& ctx) const {
+    constexpr const char* where = "uvp::nn::MultiHeadSelfAttention::forward";
+    uvp::detail::nn_begin_forward(ctx, shape());  // invalid until this forward completes
+    uvp::detail::check_batch_sizes(where, "x", x);
+    uvp::detail::check_not_in_context<T>(where, "x", x.values(), ctx.y_, ctx.dx_);
+    const index rows = x.batch * x.steps;
+    MatrixView<T> Y(uvp::detail::grow(ctx.y_, rows * embed_), rows, embed_);
+    forward(x.values(), x.batch, x.steps, x.lengths, Y, ctx);
+    ctx.in_ = x;
+    return {ConstMatrixView<T>(Y.data(), rows, embed_), x.batch, x.steps, x.lengths};
+  }
+
+  /// dX (the shape of ctx's forward input, padding rows 0) from d_output (the shape of its
+  /// output; padding rows ignored); the parameter gradients are accumulated.
+  /// uvp::invalid_argument without a completed forward in ctx, uvp::shape_error for another shape.
+  SequenceBatch<T> backward(Context& ctx, const SequenceBatch<T>& d_output) {
+    constexpr const char* where = "uvp::nn::MultiHeadSelfAttention::backward";
+    check_context(where, ctx);
+    const SequenceBatch<T>& x = ctx.in_;
+    uvp::detail::check_batch_sizes(where, "d_output", d_output);
+    uvp::detail::check_sequence_shape(where, "d_output", d_output.batch, d_output.steps, d_output.features, x.batch,
+                                      x.steps, embed_);
+    uvp::detail::check_not_in_context<T>(where, "d_output", d_output.values(), ctx.dx_);
+    const index rows = x.batch * x.steps;
+    MatrixView<T> dX(uvp::detail::grow(ctx.dx_, rows * embed_), rows, embed_);
+    backward(x.values(), d_output.values(), dX, ctx);
+    return {ConstMatrixView<T>(dX.data(), rows, embed_), x.batch, x.steps, x.lengths};
+  }
+
+  /// kind "MultiHeadSelfAttention", args embed_dim, num_heads, causal (0 / 1).
+  BlockSpec spec() const {
+    BlockSpec s(kind);
+    s.set("embed_dim", double(embed_)).set("num_heads", double(nheads_)).set("causal", causal_ ? 1.0 : 0.0);
+    return s;
+  }
+  /// The block spec() describes, initialised from a fixed seed (the weights are loaded after).
+  static MultiHeadSelfAttention from_spec(const BlockSpec& s) {
+    uvp::detail::nn_check_spec_kind("uvp::nn::MultiHeadSelfAttention::from_spec", s, kind);
+    constexpr index max = uvp::detail::nn_spec_max_size;
+    uvp::Rng rng;
+    return MultiHeadSelfAttention(s.get_index("embed_dim", -max, max), s.get_index("num_heads", -max, max), rng,
+                                  s.get_bool("causal"));
+  }
+
+  // Low-level forms: the caller's buffers.
 
   /// Y = attention(X). X, Y: (batch * seq_len) x E; lengths: empty (all seq_len) or batch
   /// values in [1, seq_len]. Const and thread-safe: writes only Y and ctx.

@@ -23,6 +23,16 @@
 // Backward, from dY (batch * L_out) x C_out:  dW += dY^T A (permuted back to (o, c, j)),
 // db += colsum(dY), dX = col2im(dY W) (written; 0 at padding steps). Initialisation is PyTorch's:
 // W and b ~ U(-1/sqrt(C_in k), 1/sqrt(C_in k)) (kaiming_uniform_ with a = sqrt(5)).
+//
+// The layer contract (uvp/nn/layer.hpp), SequenceBatch<T> -> SequenceBatch<T>:
+//
+//   SequenceBatch<T> y = conv.forward(x, ctx);      // x.batch, L_out steps, lengths m_b, C_out
+//   SequenceBatch<T> dx = conv.backward(ctx, d_y);  // accumulates dW, db
+//
+// y's lengths are the m_b above (empty when x has none); with stride 1 and padding (k - 1) / 2
+// for an odd k ("same"), L_out = L and m_b = n_b. Both results are views owned by ctx (valid
+// until its next forward); ctx keeps a view of x. The low-level forms take the caller's buffers:
+// forward(X, batch, seq_len, lengths, Y, ctx) and backward(X, dY, dX, ctx).
 #pragma once
 
 #include <algorithm>
@@ -37,7 +47,9 @@
 #include "uvp/core/init.hpp"
 #include "uvp/core/random.hpp"
 #include "uvp/core/tensor.hpp"
+#include "uvp/detail/nn_matrix_io.hpp"
 #include "uvp/detail/sequence_batch.hpp"
+#include "uvp/nn/layer.hpp"
 #include "uvp/nn/module.hpp"
 
 namespace uvp::nn {
@@ -58,6 +70,9 @@ class Conv1d : public Block<T> {
 
  public:
   using backend_type = Backend;
+  using input_type = SequenceBatch<T>;
+  using output_type = SequenceBatch<T>;
+  static constexpr const char* kind = "Conv1d";
 
   /// What forward saves for backward (the patch matrix) and backward's scratch. Owned by the
   /// caller, one per thread for concurrent forwards; its buffers only grow, so once the largest
@@ -81,6 +96,8 @@ class Conv1d : public Block<T> {
     std::vector<index> lengths_, out_lengths_;  // always batch values (seq_len / out_len when full)
     Buffer cols_, w2_;                          // forward: patches, permuted weight
     Buffer dy_, dcols_, dw2_;                   // backward scratch
+    Buffer y_, dx_;                             // the contract forms' Y and dX
+    SequenceBatch<T> in_;                       // the contract forward's x
   };
 
   /// in_channels, out_channels, kernel_size >= 1; see Conv1dOptions for the rest.
@@ -128,6 +145,70 @@ class Conv1d : public Block<T> {
   Span<const T> bias_grad() const noexcept {
     return has_bias_ ? this->grads(this->tensors()[bias_]) : Span<const T>();
   }
+
+  /// C_in features in, C_out out; output_width raises uvp::shape_error for in other than C_in
+  /// (or -1).
+  index input_width() const noexcept { return in_; }
+  index output_width(index in) const {
+    if (in != -1 && in != in_) uvp::detail::nn_width_mismatch("uvp::nn::Conv1d::output_width", "Conv1d", in, in_);
+    return out_;
+  }
+
+  /// Y = conv(x): x.batch sequences of L_out steps with lengths m_b (see the top of this file),
+  /// C_out features. Checks and messages are the low-level forward's. Const and thread-safe:
+  /// writes only ctx.
+  SequenceBatch<T> forward(const SequenceBatch<T>& x, Context& ctx) const {
+    constexpr const char* where = "uvp::nn::Conv1d::forward";
+    uvp::detail::nn_begin_forward(ctx, shape());  // invalid until this forward completes
+    uvp::detail::check_batch_sizes(where, "x", x);
+    uvp::detail::check_not_in_context<T>(where, "x", x.values(), ctx.y_, ctx.dx_);
+    if (x.steps < 1) uvp::detail::raise<invalid_argument>(where, ": seq_len must be >= 1, got ", x.steps);
+    const index lout = output_length(x.steps), rows = x.batch * lout;
+    MatrixView<T> Y(uvp::detail::grow(ctx.y_, rows * out_), rows, out_);
+    forward(x.values(), x.batch, x.steps, x.lengths, Y, ctx);
+    ctx.in_ = x;
+    return {ConstMatrixView<T>(Y.data(), rows, out_), x.batch, lout, ctx.output_lengths()};
+  }
+
+  /// dX (the shape of ctx's forward input, 0 at padding steps) from d_output (the shape of its
+  /// output; rows past m_b ignored); dW and db are accumulated. uvp::invalid_argument without a
+  /// completed forward in ctx, uvp::shape_error for another shape.
+  SequenceBatch<T> backward(Context& ctx, const SequenceBatch<T>& d_output) {
+    constexpr const char* where = "uvp::nn::Conv1d::backward";
+    const auto s = shape();
+    uvp::detail::nn_require_forward(where, ctx, "Conv1d", &s);
+    const SequenceBatch<T>& x = ctx.in_;
+    uvp::detail::check_batch_sizes(where, "d_output", d_output);
+    uvp::detail::check_sequence_shape(where, "d_output", d_output.batch, d_output.steps, d_output.features,
+                                      ctx.batch_, ctx.out_len_, out_);
+    uvp::detail::check_not_in_context<T>(where, "d_output", d_output.values(), ctx.dx_);
+    const index rows = x.batch * x.steps;
+    MatrixView<T> dX(uvp::detail::grow(ctx.dx_, rows * in_), rows, in_);
+    backward(x.values(), d_output.values(), dX, ctx);
+    return {ConstMatrixView<T>(dX.data(), rows, in_), x.batch, x.steps, x.lengths};
+  }
+
+  /// kind "Conv1d", args in_channels, out_channels, kernel_size, stride, padding, bias (0 / 1).
+  BlockSpec spec() const {
+    BlockSpec s(kind);
+    s.set("in_channels", double(in_)).set("out_channels", double(out_)).set("kernel_size", double(k_));
+    s.set("stride", double(stride_)).set("padding", double(padding_)).set("bias", has_bias_ ? 1.0 : 0.0);
+    return s;
+  }
+  /// The block spec() describes, initialised from a fixed seed (the weights are loaded after).
+  static Conv1d from_spec(const BlockSpec& s) {
+    uvp::detail::nn_check_spec_kind("uvp::nn::Conv1d::from_spec", s, kind);
+    constexpr index max = uvp::detail::nn_spec_max_size;
+    uvp::Rng rng;
+    Conv1dOptions o;
+    o.stride = s.get_index("stride", -max, max);
+    o.padding = s.get_index("padding", -max, max);
+    o.bias = s.get_bool("bias");
+    return Conv1d(s.get_index("in_channels", -max, max), s.get_index("out_channels", -max, max),
+                  s.get_index("kernel_size", -max, max), rng, o);
+  }
+
+  // Low-level forms: the caller's buffers.
 
   /// Y = conv(X). X: (batch * seq_len) x C_in, finite at valid steps; lengths: empty (all
   /// seq_len) or batch values in [1, seq_len]; Y: (batch * L_out) x C_out. Const and thread-safe:

@@ -2,6 +2,17 @@
 // Embedding table with a sparse row gradient: torch.nn.Embedding(sparse=True) lookups and
 // torch.nn.EmbeddingBag(mode="sum" / "mean", sparse=True) bags.
 //
+// The layer contract (uvp/nn/layer.hpp), TokenBatch -> SequenceBatch<T>:
+//
+//   SequenceBatch<T> y = emb.forward(tokens, ctx);   // row b * steps + t = W[ids[b * steps + t]]
+//   emb.backward(ctx, d_y);                           // accumulates the sparse gradient
+//
+// y has the batch, steps and lengths of tokens (padding positions are looked up too: give them
+// padding_idx so they get no gradient); backward returns NoGradient (ids have none). For bags
+// see nn::EmbeddingBag (uvp/nn/embedding_bag.hpp), for positions nn::PositionEmbedding.
+// The low-level forms below (forward(ids, out), backward(ids, d_out), forward_bag, backward_bag)
+// take flat ids and caller-owned buffers; the contract forms are built on them.
+//
 // n = ids.size(), B = offsets.size(), d = embedding_dim, W = "weight" (num_embeddings x d).
 //
 //   lookup   out[i, :] = W[ids[i], :]                                        out: n x d
@@ -32,8 +43,11 @@
 #include "uvp/core/parallel.hpp"
 #include "uvp/core/random.hpp"
 #include "uvp/core/tensor.hpp"
+#include "uvp/detail/nn_matrix_io.hpp"
 #include "uvp/detail/nn_rows.hpp"
+#include "uvp/detail/sequence_batch.hpp"
 #include "uvp/detail/simd_math.hpp"
+#include "uvp/nn/layer.hpp"
 #include "uvp/nn/module.hpp"
 
 namespace uvp::detail {
@@ -85,6 +99,19 @@ void fill_standard_normal(Span<T> w, Rng& rng) {
   }
 }
 
+/// Checks what a TokenBatch's blocks read besides the ids: batch, steps >= 0 and lengths empty or
+/// batch values in [1, steps].
+inline void check_token_lengths(const char* where, const nn::TokenBatch& x) {
+  if (x.batch < 0 || x.steps < 0)
+    raise<invalid_argument>(where, ": x.batch = ", x.batch, " and x.steps = ", x.steps, " must be >= 0");
+  if (x.lengths.empty()) return;
+  check_size(where, "x.lengths", x.lengths.size(), x.batch);
+  for (index b = 0; b < x.batch; ++b)
+    if (x.lengths[b] < 1 || x.lengths[b] > x.steps)
+      raise<out_of_range_error>(where, ": x.lengths[", b, "] = ", x.lengths[b], " is outside [1, x.steps = ",
+                                x.steps, "]");
+}
+
 }  // namespace uvp::detail
 
 namespace uvp::nn {
@@ -102,6 +129,20 @@ class Embedding : public Block<T> {
                 "uvp::nn::Embedding: only the uvp::cpu backend is implemented; use Embedding<T, uvp::cpu>");
 
  public:
+  using backend_type = Backend;
+  using input_type = TokenBatch;
+  using output_type = SequenceBatch<T>;
+  static constexpr const char* kind = "Embedding";
+
+  /// What the contract forward keeps for backward: its output rows and a view of its tokens.
+  /// One per thread; the buffer only grows.
+  class Context : public uvp::detail::NnContextBase {
+   private:
+    friend class Embedding;
+    uvp::detail::AlignedBuffer<T> out_;
+    TokenBatch x_;
+  };
+
   /// Weights drawn N(0, 1) as torch.nn.Embedding does (by uvp::detail::fill_standard_normal),
   /// then row padding_idx set to 0.
   /// padding_idx: a row in [0, num_embeddings) that gets no gradient and is left out of bags,
@@ -128,6 +169,61 @@ class Embedding : public Block<T> {
   /// The table, num_embeddings x embedding_dim, row-major.
   ConstMatrixView<T> weight() const noexcept { return {table(), num_, dim_}; }
   MatrixView<T> weight() noexcept { return {table(), num_, dim_}; }
+
+  /// Any id sequence (-1); rows of embedding_dim values out.
+  index input_width() const noexcept { return -1; }
+  index output_width(index in) const {
+    uvp::detail::nn_check_width("uvp::nn::Embedding::output_width", in);
+    return dim_;
+  }
+
+  /// y (batch * steps) x embedding_dim with the batch, steps and lengths of x: row i = W[x.ids[i]].
+  /// Ids outside [0, num_embeddings) raise as the low-level forward does. The view is owned by ctx
+  /// (valid until its next forward); ctx keeps a view of x. Const and thread-safe.
+  SequenceBatch<T> forward(const TokenBatch& x, Context& ctx) const {
+    constexpr const char* where = "uvp::nn::Embedding::forward";
+    uvp::detail::nn_begin_forward(ctx, shape());  // invalid until this forward completes
+    uvp::detail::check_token_lengths(where, x);
+    uvp::detail::check_size(where, "x.ids", x.ids.size(), x.batch * x.steps);
+    const index n = x.ids.size();
+    MatrixView<T> out(uvp::detail::grow(ctx.out_, n * dim_), n, dim_);
+    forward(x.ids, out);
+    ctx.x_ = x;
+    uvp::detail::nn_end_forward(ctx);
+    return {ConstMatrixView<T>(out.data(), n, dim_), x.batch, x.steps, x.lengths};
+  }
+
+  /// Accumulates d_output (the batch, steps and embedding_dim of ctx's forward) into the sparse
+  /// gradient, as backward(ids, d_out) does for ctx's ids. uvp::invalid_argument without a
+  /// completed forward in ctx, uvp::shape_error for another shape.
+  NoGradient backward(Context& ctx, const SequenceBatch<T>& d_output) {
+    constexpr const char* where = "uvp::nn::Embedding::backward";
+    const auto s = shape();
+    uvp::detail::nn_require_forward(where, ctx, "Embedding", &s);
+    const TokenBatch& x = ctx.x_;
+    uvp::detail::check_batch_sizes(where, "d_output", d_output);
+    uvp::detail::check_sequence_shape(where, "d_output", d_output.batch, d_output.steps, d_output.features, x.batch,
+                                      x.steps, dim_);
+    backward(x.ids, d_output.values());
+    return {};
+  }
+
+  /// kind "Embedding", args num_embeddings, embedding_dim, padding_idx.
+  BlockSpec spec() const {
+    BlockSpec s(kind);
+    s.set("num_embeddings", double(num_)).set("embedding_dim", double(dim_)).set("padding_idx", double(padding_idx_));
+    return s;
+  }
+  /// The block spec() describes, its table drawn from a fixed seed (the weights are loaded after).
+  static Embedding from_spec(const BlockSpec& s) {
+    uvp::detail::nn_check_spec_kind("uvp::nn::Embedding::from_spec", s, kind);
+    constexpr index max = uvp::detail::nn_spec_max_size;
+    uvp::Rng rng;
+    return Embedding(s.get_index("num_embeddings", -max, max), s.get_index("embedding_dim", -max, max), rng,
+                     s.get_index("padding_idx", -max, max));
+  }
+
+  // Low-level forms: flat ids and caller-owned buffers.
 
   /// out (n x d) = the rows ids[0], ..., ids[n - 1] (padding rows included, as in torch).
   void forward(Span<const index> ids, MatrixRef<T> out) const {
@@ -235,6 +331,10 @@ class Embedding : public Block<T> {
   }
 
  private:
+  uvp::detail::NnBlockShape shape() const noexcept {
+    return {{"num_embeddings", num_}, {"embedding_dim", dim_}};
+  }
+
   // Below this many gathered / scattered values a loop stays on one thread.
   static constexpr index parallel_threshold = index(1) << 16;
   static constexpr index prefetch_distance = 16;
