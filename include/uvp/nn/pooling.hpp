@@ -327,6 +327,9 @@ class GlobalLastPool1d : public Block<T> {
   using input_type = SequenceBatch<T>;
   using output_type = ConstMatrixView<T>;
   static constexpr const char* kind = "GlobalLastPool1d";
+  /// Reads only each sequence's last valid step: a Chain in eval mode lets a recurrent block
+  /// before it run its no-history inference path (forward_last) instead.
+  static constexpr bool selects_last_step = true;
 
   /// What forward keeps for backward (a view of x) and the output buffers. One per thread; its
   /// buffers only grow.
