@@ -144,7 +144,7 @@ class Gru : public Block<T> {
 
   /// input_size I, hidden_size H, num_layers L > 0; every tensor drawn U(-1/sqrt(H), 1/sqrt(H))
   /// in state_dict order (PyTorch).
-  Gru(index input_size, index hidden_size, index num_layers, Rng& rng)
+  Gru(index input_size, index hidden_size, Rng& rng, index num_layers = 1)
       : in_(input_size), hid_(hidden_size), layers_(num_layers) {
     constexpr const char* where = "uvp::nn::Gru";
     uvp::detail::check_positive(where, "input_size", input_size);
@@ -161,8 +161,6 @@ class Gru : public Block<T> {
     const double k = 1.0 / std::sqrt(double(hid_));
     for (const auto& t : this->tensors()) init::uniform(this->values(t), -k, k, rng);
   }
-  /// One layer.
-  Gru(index input_size, index hidden_size, Rng& rng) : Gru(input_size, hidden_size, 1, rng) {}
 
   // ---- The layer contract (uvp/nn/layer.hpp) ----
 
@@ -219,7 +217,7 @@ class Gru : public Block<T> {
     if (s.kind != kind)
       uvp::detail::raise<format_error>("uvp::nn::Gru::from_spec: kind is '", s.kind, "', expected 'Gru'");
     Rng rng(0);
-    return Gru(s.get_index("input_size", 1), s.get_index("hidden_size", 1), s.get_index("num_layers", 1), rng);
+    return Gru(s.get_index("input_size", 1), s.get_index("hidden_size", 1), rng, s.get_index("num_layers", 1));
   }
 
   // ---- Low-level form and accessors ----

@@ -10,7 +10,17 @@
 #include "unit/nn/sequence_task.hpp"
 #include "support/test_support.hpp"
 #include "uvp/nn/attention.hpp"
+#include "uvp/nn/chain.hpp"
 #include "uvp/nn/conv1d.hpp"
+#include "uvp/nn/dense.hpp"
+#include "uvp/nn/embedding.hpp"
+#include "uvp/nn/gru.hpp"
+#include "uvp/nn/layer_norm.hpp"
+#include "uvp/nn/pooling.hpp"
+#include "uvp/nn/position_embedding.hpp"
+#include "uvp/nn/residual.hpp"
+#include "uvp/nn/sum.hpp"
+#include "uvp/nn/activations.hpp"
 #include "uvp/optim/adam.hpp"
 
 TEST_CASE("concurrent const forward of a trained sequence model equals the serial result") {
@@ -94,5 +104,64 @@ TEST_CASE("concurrent const forward of attention and conv1d equals the serial re
   for (int k = 0; k < threads; ++k) {
     CHECK(ya[static_cast<std::size_t>(k)] == ya0);
     CHECK(yc[static_cast<std::size_t>(k)] == yc0);
+  }
+}
+
+namespace {
+
+// Eight threads run one const composed model on the same batch, 5 times each, each with its own
+// Context, and must get the serial output bit for bit.
+template <class Model>
+void check_concurrent_chain(const Model& model, const uvp::nn::TokenBatch& tokens) {
+  typename Model::Context serial_ctx;
+  const uvp::Matrix<float> serial = model.forward(tokens, serial_ctx);
+  constexpr int threads = 8;
+  std::vector<uvp::Matrix<float>> out(threads);
+  std::vector<std::thread> pool;
+  for (int k = 0; k < threads; ++k)
+    pool.emplace_back([&, k] {
+      typename Model::Context ctx;  // per thread: the only mutable state
+      for (int rep = 0; rep < 5; ++rep) out[static_cast<std::size_t>(k)] = model.forward(tokens, ctx);
+    });
+  for (auto& t : pool) t.join();
+  for (int k = 0; k < threads; ++k) CHECK(out[static_cast<std::size_t>(k)] == serial);
+}
+
+}  // namespace
+
+TEST_CASE("concurrent const forward of composed models (nn::Chain) equals the serial result") {
+  using uvp::index;
+  namespace nn = uvp::nn;
+  uvp::Rng rng(23);
+  const index vocab = 16, steps = 10;
+  const auto data = uvp_test::make_sequences(48, steps, vocab, rng);
+  const nn::TokenBatch tokens(uvp::Span<const index>(data.ids.data(), index(data.ids.size())), data.batch, steps,
+                              uvp::Span<const index>(data.lengths.data(), data.batch));
+
+  SUBCASE("token + position embeddings, residual self-attention, LayerNorm, mean pool, Dense") {
+    nn::Chain model(nn::Sum(nn::Embedding<float>(vocab, 8, rng, 0), nn::PositionEmbedding<float>(steps, 8, rng)),
+                    nn::Residual(nn::MultiHeadSelfAttention<float>(8, 2, rng)), nn::LayerNorm<float>(8),
+                    nn::GlobalMeanPool1d<float>(), nn::Dense<float>(8, 1, rng));
+    model.eval();
+    check_concurrent_chain(model, tokens);
+  }
+  SUBCASE("Embedding, Conv1d, Relu on every step, max pool, Dense") {
+    nn::Chain model(nn::Embedding<float>(vocab, 8, rng, 0), nn::Conv1d<float>(8, 6, 3, rng), nn::Relu<float>(),
+                    nn::GlobalMaxPool1d<float>(), nn::Dense<float>(6, 1, rng));
+    model.eval();
+    check_concurrent_chain(model, tokens);
+  }
+  SUBCASE("Embedding, 2-layer Gru, last step, Dense: training and eval (inference) paths") {
+    nn::Chain model(nn::Embedding<float>(vocab, 8, rng, 0), nn::Gru<float>(8, 12, rng, 2), nn::GlobalLastPool1d<float>(),
+                    nn::Dense<float>(12, 1, rng));
+    check_concurrent_chain(model, tokens);  // train mode: full history
+    decltype(model)::Context ctx;
+    const uvp::Matrix<float> with_history = model.forward(tokens, ctx);
+    model.eval();  // Gru::forward_last before GlobalLastPool1d
+    check_concurrent_chain(model, tokens);
+    const uvp::Matrix<float> inference = model.forward(tokens, ctx);
+    CHECK((inference - with_history).cwiseAbs().maxCoeff() < 1e-6f);
+    const uvp::Matrix<float> d = uvp::Matrix<float>::Ones(data.batch, 1);
+    CHECK_THROWS_AS(model.backward(ctx, d), uvp::invalid_argument);  // the inference path keeps no history
   }
 }

@@ -90,7 +90,7 @@ TEST_CASE_TEMPLATE("Gru matches PyTorch's GRU on packed sequences: outputs, h_n 
     const Index B = Index(f["dims"][3]), S = Index(f["dims"][4]);
     const std::vector<Index> lengths(f["lengths"].begin(), f["lengths"].end());
     uvp::Rng rng(1);
-    uvp::nn::Gru<T> gru(I, H, L, rng);
+    uvp::nn::Gru<T> gru(I, H, rng, L);
     const auto names = tensor_names(L);
     for (const auto& t : names) load(gru, t, f[t]);
     const Matrix<T> X = matrix<T>(f["X"], B * S, I);
@@ -162,7 +162,7 @@ TEST_CASE_TEMPLATE("Gru matches PyTorch's GRU on packed sequences: outputs, h_n 
 
 TEST_CASE("Gru: PyTorch's tensor names, shapes, initialisation and spec round trip") {
   uvp::Rng rng(3);
-  uvp::nn::Gru<float> gru(32, 64, 2, rng);
+  uvp::nn::Gru<float> gru(32, 64, rng, 2);
   const auto names = tensor_names(2);
   const std::vector<std::vector<Index>> shapes{{192, 32}, {192, 64}, {192}, {192}, {192, 64}, {192, 64}, {192}, {192}};
   REQUIRE(gru.tensors().size() == 8);
@@ -258,7 +258,7 @@ TEST_CASE_TEMPLATE("Gru: one and two OpenMP threads, and concurrent forwards, gi
   // The batch is split into several chunks, which the two threads share.
   REQUIRE(uvp::detail::gru_chunk_count(B, S * 3 * H * ((I + H) + (H + H))) == 4);
   uvp::Rng rng(14);
-  uvp::nn::Gru<T> gru(I, H, L, rng);
+  uvp::nn::Gru<T> gru(I, H, rng, L);
   Matrix<T> X(B * S, I), A(B * S, H);
   for (auto* m : {&X, &A})
     for (Index i = 0; i < m->size(); ++i) m->data()[i] = T(rng.normal());
@@ -313,7 +313,7 @@ TEST_CASE_TEMPLATE("Gru: one and two OpenMP threads, and concurrent forwards, gi
 TEST_CASE("Gru allocates nothing per call once its context has grown; an empty batch is valid") {
   const Index I = 16, H = 32, B = 24, S = 30, L = 2;
   uvp::Rng rng(15);
-  uvp::nn::Gru<float> gru(I, H, L, rng);
+  uvp::nn::Gru<float> gru(I, H, rng, L);
   Matrix<float> X(B * S, I), D = Matrix<float>::Ones(B * S, H), h_last(B, H), h1(1, H);
   for (Index i = 0; i < X.size(); ++i) X.data()[i] = float(rng.normal());
   std::vector<Index> lengths(B);
@@ -349,7 +349,7 @@ TEST_CASE("Gru allocates nothing per call once its context has grown; an empty b
 TEST_CASE("Gru rejects bad input with messages that name it") {
   uvp::Rng rng(16);
   const Index I = 3, H = 4, B = 2, S = 3;
-  uvp::nn::Gru<double> gru(I, H, 2, rng);
+  uvp::nn::Gru<double> gru(I, H, rng, 2);
   uvp::nn::GruContext<double> ctx;
   const Matrix<double> X = Matrix<double>::Ones(B * S, I);
   const std::vector<Index> ok{3, 1};
@@ -362,7 +362,7 @@ TEST_CASE("Gru rejects bad input with messages that name it") {
   UVP_CHECK_THROWS_WITH_SUBSTR(uvp::nn::Gru<double>(0, 4, rng), invalid_argument,
                                "uvp::nn::Gru: input_size must be > 0");
   UVP_CHECK_THROWS_WITH_SUBSTR(uvp::nn::Gru<float>(3, 0, rng), invalid_argument, "hidden_size must be > 0");
-  UVP_CHECK_THROWS_WITH_SUBSTR(uvp::nn::Gru<float>(3, 4, -1, rng), invalid_argument, "num_layers must be > 0");
+  UVP_CHECK_THROWS_WITH_SUBSTR(uvp::nn::Gru<float>(3, 4, rng, -1), invalid_argument, "num_layers must be > 0");
 
   // Widths and lengths.
   const Matrix<double> wide = Matrix<double>::Ones(B * S, I + 1);
@@ -405,7 +405,7 @@ TEST_CASE("Gru rejects bad input with messages that name it") {
   UVP_CHECK_THROWS_WITH_SUBSTR(gru.backward(ctx, d), invalid_argument, "call forward first");
   gru.forward_last(seqb(X, B, S), h_last, ctx);
   UVP_CHECK_THROWS_WITH_SUBSTR(gru.backward(ctx, d), invalid_argument, "call forward, not forward_last, first");
-  uvp::nn::Gru<double> other(I, H, 1, rng);
+  uvp::nn::Gru<double> other(I, H, rng, 1);
   gru.forward(seqb(X, B, S, ok), ctx);
   UVP_CHECK_THROWS_WITH_SUBSTR(other.backward(ctx, d), invalid_argument,
                                "ctx comes from a block with input_size = 3, hidden_size = 4, num_layers = 2, this "
