@@ -213,7 +213,7 @@ struct GruProblem {
   Matrix<double> X = Matrix<double>::Zero(B * S, I), A = Matrix<double>::Zero(B * S, H), Lw = Matrix<double>::Zero(B, H);
   uvp::nn::GruContext<double> ctx;
 
-  explicit GruProblem(Index layers_) : layers(layers_), gru(I, H, layers_, rng) {
+  explicit GruProblem(Index layers_) : layers(layers_), gru(I, H, rng, layers_) {
     for (auto* m : {&X, &A, &Lw})
       for (Index i = 0; i < m->size(); ++i) m->data()[i] = rng.normal();
     // Larger weights than the default init, so that the gates leave their linear range.
