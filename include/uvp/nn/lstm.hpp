@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Long short-term memory: one step (torch.nn.LSTMCell) and a single-layer, batch-first sequence
-// LSTM (torch.nn.LSTM(I, H, batch_first=True)) with PyTorch's equations, gate order and names.
+// Long short-term memory: one step (torch.nn.LSTMCell) and a stacked, batch-first sequence LSTM
+// (torch.nn.LSTM(I, H, num_layers, batch_first=True)) with PyTorch's equations, gate order and
+// names.
 //
 // References: Hochreiter & Schmidhuber, "Long Short-Term Memory", Neural Computation 1997;
 // Gers, Schmidhuber & Cummins, "Learning to Forget", 2000 (the forget gate); the equations and
@@ -13,21 +14,42 @@
 //
 // Tensors (PyTorch's names and shapes, so state_dicts compare one to one):
 //   LstmCell  "weight_ih" {4H, I}  "weight_hh" {4H, H}  "bias_ih" {4H}  "bias_hh" {4H}
-//   Lstm      "weight_ih_l0" {4H, I}  "weight_hh_l0" {4H, H}  "bias_ih_l0" {4H}  "bias_hh_l0" {4H}
-// rows 0..H-1 of each belong to gate i, H..2H-1 to f, 2H..3H-1 to g, 3H..4H-1 to o. All four are
+//   Lstm      "weight_ih_l{k}" {4H, I for k = 0, H above}  "weight_hh_l{k}" {4H, H}
+//             "bias_ih_l{k}" {4H}  "bias_hh_l{k}" {4H}, for k = 0 .. num_layers - 1 in that order
+// rows 0..H-1 of each belong to gate i, H..2H-1 to f, 2H..3H-1 to g, 3H..4H-1 to o. All are
 // initialised U(-1/sqrt(H), 1/sqrt(H)) in that order (PyTorch's reset_parameters).
+//
+// Stacking (num_layers = L): layer 0 reads X, layer k > 0 reads layer k - 1's h_t of every step;
+// there is no dropout between layers (torch's dropout = 0). Outputs are the top layer's.
+//
+// The layer contract (uvp/nn/layer.hpp) is the API:
+//   Lstm      SequenceBatch<T> y = lstm.forward(x, ctx);     // every step's top-layer h_t, x's
+//                                                             // batch, steps and lengths, H features
+//             SequenceBatch<T> dx = lstm.backward(ctx, dy);  // accumulates every dW; dx owned by ctx
+//             lstm.forward_last(x, h_last, ctx);             // inference: last valid h only
+//   LstmCell  LstmCellState<T> s = cell.forward(LstmCellInput<T>(x, h, c), ctx);   // {h', c'}
+//             LstmCellInput<T> d = cell.backward(ctx, LstmCellState<T>(dh', dc')); // {dx, dh, dc}
+// Results are views owned by ctx (valid until its next call); ctx keeps a view of the input,
+// which must stay alive and unchanged until backward. spec() / from_spec() give and take
+// {input_size, hidden_size, num_layers} (Lstm) and {input_size, hidden_size} (LstmCell).
+// The low-level forms below them take explicit buffers (and X again in backward), and the
+// initial state h0, c0; both run the same code.
 //
 // Sequences (Lstm): X is (batch * seq_len) x I, row b * seq_len + t (batch-first); sequence b has
 // n_b = lengths[b] in [1, seq_len] valid steps (lengths empty: all seq_len). The recurrence runs
 // over t < n_b only, from (h0, c0) (zero when not given), exactly as PyTorch on
 // pack_padded_sequence(X, lengths, batch_first=True, enforce_sorted=False):
-//   output()       (batch * seq_len) x H   h_t of every step, rows t >= n_b written 0
+//   output()       (batch * seq_len) x H   top-layer h_t of every step, rows t >= n_b written 0
 //                                          (pad_packed_sequence(..., total_length=seq_len))
-//   last_hidden()  batch x H               h at t = n_b - 1 (PyTorch's h_n[0])
-//   last_cell()    batch x H               c at t = n_b - 1 (PyTorch's c_n[0])
+//   last_hidden()  batch x H               top-layer h at t = n_b - 1 (PyTorch's h_n[L - 1];
+//                                          last_hidden(k) is h_n[k])
+//   last_cell()    batch x H               top-layer c at t = n_b - 1 (PyTorch's c_n[L - 1])
+// The low-level h0, c0 (and the gradients dh0, dc0) are (L * batch) x H: row k * batch + b is
+// layer k's state of sequence b, PyTorch's (L, batch, H) h_0 and c_0.
 //
 // Backward (BPTT) from dH (gradient of output(), rows t >= n_b ignored) and/or dh_last (of
-// last_hidden()), going back from t = n_b - 1 with dh = dc = 0 after the last step:
+// last_hidden()), going back from t = n_b - 1 with dh = dc = 0 after the last step, layer by
+// layer from the top (layer k - 1's dH is layer k's dX):
 //   dh_t  = dH[t] + [t = n_b - 1] dh_last + dG_{t+1} W_hh
 //   dc_t  = dc_{t+1} * f_{t+1} + dh_t * o * (1 - tanh^2(c_t))
 //   dG_i = dc_t * g * i (1 - i)      dG_f = dc_t * c_{t-1} * f (1 - f)
@@ -36,16 +58,20 @@
 //   dX = dG W_ih (rows t >= n_b: 0)    dh0 = dG_0 W_hh    dc0 = dc_0 * f_0
 // Parameter gradients are accumulated (+=), input gradients written.
 //
-// Cost: one GEMM for the input projections of all steps, then per step one GEMM h W_hh^T and one
-// fused, xsimd-vectorised pass for the gates (no temporaries). Large batches are split into one
-// contiguous chunk of sequences per OpenMP thread, each running all its steps on its own (no
-// barrier per step). Every buffer lives in the caller's context and only grows: after the first
-// call of the largest shape, forward, forward_last and backward allocate nothing.
+// Cost: per layer, one GEMM for the input projections of all steps, then per step one GEMM
+// h W_hh^T and one fused, xsimd-vectorised pass for the gates (no temporaries). Large batches are
+// split into one contiguous chunk of sequences per OpenMP thread, each running all its steps and
+// layers on its own (no barrier per step). Every buffer lives in the caller's context and only
+// grows: after the first call of the largest shape, forward, forward_last and backward allocate
+// nothing.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <initializer_list>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -58,10 +84,12 @@
 #include "uvp/core/random.hpp"
 #include "uvp/core/tensor.hpp"
 #include "uvp/detail/elementwise_math.hpp"
+#include "uvp/detail/nn_matrix_io.hpp"
 #include "uvp/detail/nn_rows.hpp"
 #include "uvp/detail/sequence_batch.hpp"
 #include "uvp/detail/simd_compat.hpp"
 #include "uvp/detail/simd_math.hpp"
+#include "uvp/nn/layer.hpp"
 #include "uvp/nn/module.hpp"
 
 namespace uvp::detail {
@@ -226,9 +254,78 @@ class Lstm;
 template <class T, class Backend>
 class LstmCell;
 
+/// The state of an LstmCell, what its contract forward returns: h and c (B x H each), as views
+/// (pointers and sizes: an Eigen Map cannot be re-pointed). Also the gradient its backward takes
+/// (dh', dc'; dc' may be empty, 0 rows: no gradient into c').
+template <class T>
+struct LstmCellState {
+  const T* h_data = nullptr;
+  index h_rows = 0, h_cols = 0;
+  const T* c_data = nullptr;
+  index c_rows = 0, c_cols = 0;
+
+  LstmCellState() = default;
+  LstmCellState(ConstMatrixView<T> hidden, ConstMatrixView<T> cell) noexcept
+      : h_data(hidden.data()), h_rows(hidden.rows()), h_cols(hidden.cols()), c_data(cell.data()),
+        c_rows(cell.rows()), c_cols(cell.cols()) {}
+  ConstMatrixView<T> h() const noexcept { return {h_data, h_rows, h_cols}; }
+  ConstMatrixView<T> c() const noexcept { return {c_data, c_rows, c_cols}; }
+};
+
+/// The input of an LstmCell's contract forward: x (B x I) and the state h, c (B x H), as views
+/// the caller owns. Also the gradient its backward returns (dx, dh, dc), as views owned by the
+/// context.
+template <class T>
+struct LstmCellInput {
+  const T* x_data = nullptr;
+  index x_rows = 0, x_cols = 0;
+  const T* h_data = nullptr;
+  index h_rows = 0, h_cols = 0;
+  const T* c_data = nullptr;
+  index c_rows = 0, c_cols = 0;
+
+  LstmCellInput() = default;
+  LstmCellInput(ConstMatrixView<T> input, ConstMatrixView<T> hidden, ConstMatrixView<T> cell) noexcept
+      : x_data(input.data()), x_rows(input.rows()), x_cols(input.cols()), h_data(hidden.data()),
+        h_rows(hidden.rows()), h_cols(hidden.cols()), c_data(cell.data()), c_rows(cell.rows()), c_cols(cell.cols()) {}
+  /// x with the state a previous step returned (a step of a recurrence).
+  LstmCellInput(ConstMatrixView<T> input, const LstmCellState<T>& state) noexcept
+      : LstmCellInput(input, state.h(), state.c()) {}
+  ConstMatrixView<T> x() const noexcept { return {x_data, x_rows, x_cols}; }
+  ConstMatrixView<T> h() const noexcept { return {h_data, h_rows, h_cols}; }
+  ConstMatrixView<T> c() const noexcept { return {c_data, c_rows, c_cols}; }
+};
+
+}  // namespace uvp::nn
+
+namespace uvp::detail {
+
+/// uvp::invalid_argument unless a view given as pointer and sizes can be read: sizes >= 0, data
+/// set when it has elements.
+template <class T>
+void lstm_check_view(const char* where, const char* what, const T* data, index rows, index cols) {
+  if (rows < 0 || cols < 0)
+    raise<invalid_argument>(where, ": ", what, " has ", rows, " rows and ", cols, " columns (each must be >= 0)");
+  if (data == nullptr && rows * cols > 0)
+    raise<invalid_argument>(where, ": ", what, " has no data for its ", rows, " rows");
+}
+
+/// True when the rows x cols matrix at p lies (partly) in buffer b.
+template <class T, class Buffer>
+bool lstm_in_buffer(const T* p, index rows, index cols, const Buffer& b) noexcept {
+  if (p == nullptr || rows * cols == 0 || b.empty()) return false;
+  const std::less<const T*> lt;
+  return lt(p, b.data() + b.size()) && lt(b.data(), p + rows * cols);
+}
+
+}  // namespace uvp::detail
+
+namespace uvp::nn {
+
 /// What Lstm::forward keeps for backward, and the scratch of forward_last and backward. Owned by
 /// the caller: one per thread for concurrent forwards. Its buffers only grow.
-/// Every view below is empty (0 rows) unless the last call completed (holds_forward()).
+/// Every view below is empty (0 rows) unless the last call completed (holds_forward()). With
+/// several layers, output(), last_hidden(), last_cell(), gates() and cells() are the top layer's.
 template <class T>
 class LstmContext : public uvp::detail::NnContextBase {
   static_assert(is_scalar_v<T>, "uvp::nn::LstmContext: T must be float or double");
@@ -237,6 +334,7 @@ class LstmContext : public uvp::detail::NnContextBase {
   index batch() const noexcept { return batch_; }
   index seq_len() const noexcept { return seq_len_; }
   index hidden_size() const noexcept { return hidden_; }
+  index num_layers() const noexcept { return layers_; }
   /// True after forward (backward may follow); false after forward_last, after a call that
   /// threw, or before any call.
   bool has_history() const noexcept { return history_ && holds_forward(); }
@@ -244,14 +342,24 @@ class LstmContext : public uvp::detail::NnContextBase {
   Span<const index> lengths() const noexcept { return {lengths_.data(), done(batch_)}; }
   /// h_t of every step of the last forward: (batch * seq_len) x H, rows t >= n_b are 0.
   /// Empty after forward_last.
-  ConstMatrixView<T> output() const noexcept { return {h_.data(), history(batch_ * seq_len_), hidden_}; }
+  ConstMatrixView<T> output() const noexcept {
+    return {top(h_, batch_ * seq_len_ * hidden_), history(batch_ * seq_len_), hidden_};
+  }
   /// h and c at each sequence's last valid step (t = n_b - 1): batch x H.
-  ConstMatrixView<T> last_hidden() const noexcept { return {hn_.data(), done(batch_), hidden_}; }
-  ConstMatrixView<T> last_cell() const noexcept { return {cn_.data(), done(batch_), hidden_}; }
+  ConstMatrixView<T> last_hidden() const noexcept { return {top(hn_, batch_ * hidden_), done(batch_), hidden_}; }
+  ConstMatrixView<T> last_cell() const noexcept { return {top(cn_, batch_ * hidden_), done(batch_), hidden_}; }
+  /// h and c of layer `layer` (0 = bottom) at each sequence's last valid step: batch x H
+  /// (PyTorch's h_n[layer], c_n[layer]). uvp::out_of_range_error for a layer not in [0, num_layers()).
+  ConstMatrixView<T> last_hidden(index layer) const { return of_layer("last_hidden", hn_, layer); }
+  ConstMatrixView<T> last_cell(index layer) const { return of_layer("last_cell", cn_, layer); }
   /// Gate activations i f g o of the last forward: (batch * seq_len) x 4H (padding rows unspecified).
-  ConstMatrixView<T> gates() const noexcept { return {gates_.data(), history(batch_ * seq_len_), 4 * hidden_}; }
+  ConstMatrixView<T> gates() const noexcept {
+    return {top(gates_, batch_ * seq_len_ * 4 * hidden_), history(batch_ * seq_len_), 4 * hidden_};
+  }
   /// Cell states c_t of the last forward: (batch * seq_len) x H (padding rows unspecified).
-  ConstMatrixView<T> cells() const noexcept { return {c_.data(), history(batch_ * seq_len_), hidden_}; }
+  ConstMatrixView<T> cells() const noexcept {
+    return {top(c_, batch_ * seq_len_ * hidden_), history(batch_ * seq_len_), hidden_};
+  }
 
  private:
   template <class, class>
@@ -259,15 +367,34 @@ class LstmContext : public uvp::detail::NnContextBase {
   using Buffer = uvp::detail::AlignedBuffer<T>;
   index done(index rows) const noexcept { return holds_forward() ? rows : 0; }
   index history(index rows) const noexcept { return has_history() ? rows : 0; }
+  // The top layer's part of a buffer that holds `per_layer` elements per layer.
+  const T* top(const Buffer& b, index per_layer) const noexcept {
+    return holds_forward() && !b.empty() ? b.data() + (layers_ - 1) * per_layer : b.data();
+  }
+  ConstMatrixView<T> of_layer(const char* what, const Buffer& b, index layer) const {
+    if (layer < 0 || layer >= layers_) {  // the message's string only when it is needed
+      const std::string where = std::string("uvp::nn::LstmContext::") + what;
+      uvp::detail::nn_check_index(where.c_str(), "layer", layer, "num_layers", layers_);
+    }
+    if (!holds_forward()) return {b.data(), 0, hidden_};
+    return {b.data() + layer * batch_ * hidden_, batch_, hidden_};
+  }
 
-  index batch_ = 0, seq_len_ = 0, hidden_ = 0, input_ = 0, chunks_ = 1;
+  index batch_ = 0, seq_len_ = 0, hidden_ = 0, input_ = 0, chunks_ = 1, layers_ = 1;
   bool history_ = false, initial_ = false;
   std::vector<index> lengths_;
-  Buffer bias_, zeros_;                  // b_ih + b_hh; a zero row (c0 when none is given)
-  Buffer gates_, c_, tc_, h_, h0_, c0_;  // forward history (batch-first, like X)
-  Buffer hn_, cn_;                       // last valid h and c; forward_last's running state
+  // Layer l's part of each per-layer buffer starts at l times its size for one layer.
+  Buffer bias_, zeros_;                  // b_ih + b_hh per layer; a zero row (c0 when none is given)
+  Buffer gates_, c_, tc_, h_, h0_, c0_;  // forward history (batch-first, like X), per layer
+  Buffer hn_, cn_;                       // last valid h and c per layer; forward_last's running state
   Buffer xp_;                            // forward_last: input projections of one block per thread
-  Buffer dgates_, dh_, dc_, dbias_, dweights_;  // backward
+  Buffer hseq_;                          // forward_last, several layers: a lower layer's h of one block
+  Buffer dgates_, dh_, dc_, dbias_, dweights_;  // backward (dh_, dc_ per layer)
+  Buffer dmid_;                          // backward, several layers: gradient of a lower layer's output
+  // The layer contract: the forward's input, and the input gradient backward returns.
+  SequenceBatch<T> x_;
+  bool contract_ = false;
+  Buffer dx_;
 };
 
 /// What LstmCell::forward keeps for backward (the gate activations and tanh(c')), and backward's
@@ -288,10 +415,18 @@ class LstmCellContext : public uvp::detail::NnContextBase {
 
   index batch_ = 0, hidden_ = 0, input_ = 0;
   Buffer bias_, gates_, tc_, dgates_, dc_;
+  // The layer contract: the forward's input (views), its output and the input gradients.
+  LstmCellInput<T> in_;
+  bool contract_ = false;
+  Buffer h_out_, c_out_, gx_, gh_, gc_;
 };
 
 /// One LSTM step, torch.nn.LSTMCell(I, H): (h', c') = cell(x, (h, c)). x: B x I; h, c, h', c':
 /// B x H. Tensors "weight_ih" {4H, I}, "weight_hh" {4H, H}, "bias_ih" {4H}, "bias_hh" {4H}.
+///
+/// The layer contract (uvp/nn/layer.hpp), LstmCellInput<T> -> LstmCellState<T>:
+///   LstmCellState<T> s = cell.forward(LstmCellInput<T>(x, h, c), ctx);   // {h', c'}, owned by ctx
+///   LstmCellInput<T> d = cell.backward(ctx, LstmCellState<T>(dh', dc'));  // {dx, dh, dc}, owned by ctx
 template <class T, class Backend = cpu>
 class LstmCell : public Block<T> {
   static_assert(std::is_same_v<Backend, cpu>,
@@ -300,6 +435,9 @@ class LstmCell : public Block<T> {
  public:
   using backend_type = Backend;
   using Context = LstmCellContext<T>;
+  using input_type = LstmCellInput<T>;
+  using output_type = LstmCellState<T>;
+  static constexpr const char* kind = "LstmCell";
 
   /// input_size I, hidden_size H > 0; every tensor drawn U(-1/sqrt(H), 1/sqrt(H)) (PyTorch).
   LstmCell(index input_size, index hidden_size, Rng& rng) : in_(input_size), hid_(hidden_size) {
@@ -315,6 +453,83 @@ class LstmCell : public Block<T> {
     for (const auto& t : this->tensors()) init::uniform(this->values(t), -k, k, rng);
   }
 
+  // ---- The layer contract -----------------------------------------------------------------
+
+  /// Features of x: input_size. (The state's width is hidden_size.)
+  index input_width() const noexcept { return in_; }
+  /// hidden_size; uvp::shape_error if in (-1: not known) is not input_size.
+  index output_width(index in) const {
+    uvp::detail::nn_check_width("uvp::nn::LstmCell::output_width", in);
+    if (in != -1 && in != in_) uvp::detail::nn_width_mismatch("uvp::nn::LstmCell::output_width", "LstmCell", in, in_);
+    return hid_;
+  }
+
+  /// {h', c'} (B x H each) from in = {x (B x I), h, c (B x H)}, all finite: views owned by ctx,
+  /// valid until its next forward. ctx keeps the views of in, which must stay alive and unchanged
+  /// until the backward that follows; in must not lie in ctx's own buffers (the output of its
+  /// last forward: give the next step another context). Const and thread-safe.
+  LstmCellState<T> forward(const LstmCellInput<T>& in, Context& ctx) const {
+    constexpr const char* where = "uvp::nn::LstmCell::forward";
+    uvp::detail::nn_begin_forward(ctx, shape());  // invalid until this forward completes
+    uvp::detail::lstm_check_view(where, "x", in.x_data, in.x_rows, in.x_cols);
+    uvp::detail::lstm_check_view(where, "h", in.h_data, in.h_rows, in.h_cols);
+    uvp::detail::lstm_check_view(where, "c", in.c_data, in.c_rows, in.c_cols);
+    for (const auto* b : {&ctx.h_out_, &ctx.c_out_, &ctx.gx_, &ctx.gh_, &ctx.gc_})
+      if (uvp::detail::lstm_in_buffer(in.x_data, in.x_rows, in.x_cols, *b) ||
+          uvp::detail::lstm_in_buffer(in.h_data, in.h_rows, in.h_cols, *b) ||
+          uvp::detail::lstm_in_buffer(in.c_data, in.c_rows, in.c_cols, *b))
+        uvp::detail::raise<invalid_argument>(where,
+                                             ": the input lies in the context's own buffers (the output or gradient "
+                                             "of its last pass); give this forward another context");
+    const index B = in.x_rows, H = hid_;
+    MatrixView<T> h_out(uvp::detail::grow(ctx.h_out_, B * H), B, H), c_out(uvp::detail::grow(ctx.c_out_, B * H), B, H);
+    forward(in.x(), in.h(), in.c(), h_out, c_out, ctx);
+    ctx.in_ = in;
+    ctx.contract_ = true;
+    return {ConstMatrixView<T>(h_out.data(), B, H), ConstMatrixView<T>(c_out.data(), B, H)};
+  }
+
+  /// From d_output = {dh' (B x H), dc' (B x H, or empty: none)}, the gradient of ctx's last
+  /// forward's output: accumulates the parameter gradients and returns {dx, dh, dc}, views owned
+  /// by ctx. uvp::invalid_argument without a completed contract forward in ctx.
+  LstmCellInput<T> backward(Context& ctx, const LstmCellState<T>& d_output) {
+    constexpr const char* where = "uvp::nn::LstmCell::backward";
+    const auto s = shape();
+    uvp::detail::nn_require_forward(where, ctx, "LstmCell", &s);
+    if (!ctx.contract_)
+      uvp::detail::raise<invalid_argument>(where,
+                                           ": ctx holds a forward of the low-level form (x, h, c, h_out, c_out, "
+                                           "ctx); call forward(LstmCellInput, ctx) first, or the low-level backward");
+    uvp::detail::lstm_check_view(where, "dh_out", d_output.h_data, d_output.h_rows, d_output.h_cols);
+    uvp::detail::lstm_check_view(where, "dc_out", d_output.c_data, d_output.c_rows, d_output.c_cols);
+    for (const auto* b : {&ctx.gx_, &ctx.gh_, &ctx.gc_})
+      if (uvp::detail::lstm_in_buffer(d_output.h_data, d_output.h_rows, d_output.h_cols, *b) ||
+          uvp::detail::lstm_in_buffer(d_output.c_data, d_output.c_rows, d_output.c_cols, *b))
+        uvp::detail::raise<invalid_argument>(where,
+                                             ": d_output lies in the context's own input-gradient buffers (the "
+                                             "result of its last backward); copy it first");
+    const LstmCellInput<T>& in = ctx.in_;
+    const index B = in.x_rows, H = hid_;
+    MatrixView<T> dx(uvp::detail::grow(ctx.gx_, B * in_), B, in_);
+    MatrixView<T> dh(uvp::detail::grow(ctx.gh_, B * H), B, H), dc(uvp::detail::grow(ctx.gc_, B * H), B, H);
+    backward(in.x(), in.h(), in.c(), d_output.h(), d_output.c(), dx, dh, dc, ctx);
+    return {ConstMatrixView<T>(dx.data(), B, in_), ConstMatrixView<T>(dh.data(), B, H),
+            ConstMatrixView<T>(dc.data(), B, H)};
+  }
+
+  /// {input_size, hidden_size}.
+  BlockSpec spec() const { return BlockSpec(kind).set("input_size", double(in_)).set("hidden_size", double(hid_)); }
+  /// The LstmCell of spec s (weights from a fixed seed: load them after). uvp::format_error for a
+  /// spec of another kind or a missing argument, the constructor's error for a bad one.
+  static LstmCell from_spec(const BlockSpec& s) {
+    uvp::detail::nn_check_spec_kind("uvp::nn::LstmCell::from_spec", s, kind);
+    Rng rng(0);
+    constexpr index lo = -uvp::detail::nn_spec_max_size, hi = uvp::detail::nn_spec_max_size;
+    return LstmCell(s.get_index("input_size", lo, hi), s.get_index("hidden_size", lo, hi), rng);
+  }
+
+  // ---- Accessors and the low-level forms ---------------------------------------------------
+
   index input_size() const noexcept { return in_; }
   index hidden_size() const noexcept { return hid_; }
 
@@ -328,13 +543,14 @@ class LstmCell : public Block<T> {
   Span<T> bias_hh() noexcept { return this->values(this->tensors()[t_.b_hh]); }
   Span<const T> bias_hh() const noexcept { return this->values(this->tensors()[t_.b_hh]); }
 
-  /// h_out, c_out (B x H) = the step from x (B x I), h, c (B x H); all finite. h_out and c_out may
-  /// be h and c themselves (an in-place step), but backward then needs the old h and c. Const and
-  /// thread-safe: writes only h_out, c_out and ctx.
+  /// Low-level form: h_out, c_out (B x H) = the step from x (B x I), h, c (B x H); all finite.
+  /// h_out and c_out may be h and c themselves (an in-place step), but backward then needs the
+  /// old h and c. Const and thread-safe: writes only h_out, c_out and ctx.
   void forward(ConstMatrixRef<T> x, ConstMatrixRef<T> h, ConstMatrixRef<T> c, MatrixRef<T> h_out,
                MatrixRef<T> c_out, Context& ctx) const {
     constexpr const char* where = "uvp::nn::LstmCell::forward";
     uvp::detail::nn_begin_forward(ctx, shape());  // invalid until this forward completes
+    ctx.contract_ = false;
     const index B = x.rows(), H = hid_, G4 = 4 * hid_;
     uvp::detail::check_cols(where, "x", x.cols(), in_);
     uvp::detail::check_shape(where, "h", h.rows(), h.cols(), B, H);
@@ -360,9 +576,9 @@ class LstmCell : public Block<T> {
     uvp::detail::nn_end_forward(ctx);
   }
 
-  /// Gradients of the last forward (run with ctx on these x, h, c): from dh_out (B x H) and
-  /// dc_out (B x H, or empty for none), accumulates the parameter gradients and writes dx (B x I),
-  /// dh, dc (B x H).
+  /// Low-level form: gradients of the last forward (run with ctx on these x, h, c): from dh_out
+  /// (B x H) and dc_out (B x H, or empty for none), accumulates the parameter gradients and writes
+  /// dx (B x I), dh, dc (B x H).
   void backward(ConstMatrixRef<T> x, ConstMatrixRef<T> h, ConstMatrixRef<T> c, ConstMatrixRef<T> dh_out,
                 ConstMatrixRef<T> dc_out, MatrixRef<T> dx, MatrixRef<T> dh, MatrixRef<T> dc, Context& ctx) {
     constexpr const char* where = "uvp::nn::LstmCell::backward";
@@ -419,9 +635,11 @@ class LstmCell : public Block<T> {
   uvp::detail::LstmTensorIds t_;
 };
 
-/// A single-layer LSTM over batch-first sequences of variable length, torch.nn.LSTM(I, H,
-/// batch_first=True) on packed sequences. Tensors "weight_ih_l0" {4H, I}, "weight_hh_l0" {4H, H},
-/// "bias_ih_l0" {4H}, "bias_hh_l0" {4H}. See the top of this file for the equations and shapes.
+/// A stacked LSTM over batch-first sequences of variable length, torch.nn.LSTM(I, H, num_layers,
+/// batch_first=True) on packed sequences, without dropout between layers (torch's dropout = 0):
+/// layer 0 reads X, layer k > 0 reads layer k - 1's h_t. Tensors "weight_ih_l{k}" {4H, I for
+/// k = 0, else H}, "weight_hh_l{k}" {4H, H}, "bias_ih_l{k}" {4H}, "bias_hh_l{k}" {4H}, layer by
+/// layer. See the top of this file for the equations, shapes and both forms of the API.
 template <class T, class Backend = cpu>
 class Lstm : public Block<T> {
   static_assert(std::is_same_v<Backend, cpu>,
@@ -430,47 +648,158 @@ class Lstm : public Block<T> {
  public:
   using backend_type = Backend;
   using Context = LstmContext<T>;
+  using input_type = SequenceBatch<T>;
+  using output_type = SequenceBatch<T>;
+  static constexpr const char* kind = "Lstm";
 
-  /// input_size I, hidden_size H > 0; every tensor drawn U(-1/sqrt(H), 1/sqrt(H)) (PyTorch).
-  Lstm(index input_size, index hidden_size, Rng& rng) : in_(input_size), hid_(hidden_size) {
+  /// input_size I, hidden_size H, num_layers L > 0; every tensor drawn U(-1/sqrt(H), 1/sqrt(H))
+  /// in state_dict order (PyTorch's reset_parameters).
+  Lstm(index input_size, index hidden_size, Rng& rng, index num_layers = 1)
+      : in_(input_size), hid_(hidden_size), layers_(num_layers) {
     constexpr const char* where = "uvp::nn::Lstm";
     uvp::detail::check_positive(where, "input_size", input_size);
     uvp::detail::check_positive(where, "hidden_size", hidden_size);
-    t_.w_ih = this->add_tensor("weight_ih_l0", {4 * hid_, in_});
-    t_.w_hh = this->add_tensor("weight_hh_l0", {4 * hid_, hid_});
-    t_.b_ih = this->add_tensor("bias_ih_l0", {4 * hid_});
-    t_.b_hh = this->add_tensor("bias_hh_l0", {4 * hid_});
+    uvp::detail::check_positive(where, "num_layers", num_layers);
+    for (index l = 0; l < layers_; ++l) {
+      const std::string k = std::to_string(l);
+      this->add_tensor("weight_ih_l" + k, {4 * hid_, layer_input(l)});
+      this->add_tensor("weight_hh_l" + k, {4 * hid_, hid_});
+      this->add_tensor("bias_ih_l" + k, {4 * hid_});
+      this->add_tensor("bias_hh_l" + k, {4 * hid_});
+    }
     this->allocate_parameters();
     const double k = 1.0 / std::sqrt(double(hid_));
     for (const auto& t : this->tensors()) init::uniform(this->values(t), -k, k, rng);
   }
 
+  // ---- The layer contract -----------------------------------------------------------------
+
+  index input_width() const noexcept { return in_; }
+  /// hidden_size; uvp::shape_error if in (-1: not known) is not input_size.
+  index output_width(index in) const {
+    uvp::detail::nn_check_width("uvp::nn::Lstm::output_width", in);
+    if (in != -1 && in != in_) uvp::detail::nn_width_mismatch("uvp::nn::Lstm::output_width", "Lstm", in, in_);
+    return hid_;
+  }
+
+  /// Every step's top-layer h_t for the sequences x (x.features = input_size, finite), from
+  /// h0 = c0 = 0: a SequenceBatch with x's batch, steps and lengths and H features (padding rows
+  /// 0), owned by ctx and valid until its next forward. ctx keeps a view of x, which must stay
+  /// alive and unchanged until the backward that follows, and must not lie in ctx's own buffers.
+  /// ctx.last_hidden() / last_cell() hold h_n, c_n. Const and thread-safe.
+  SequenceBatch<T> forward(const SequenceBatch<T>& x, Context& ctx) const {
+    constexpr const char* where = "uvp::nn::Lstm::forward";
+    uvp::detail::nn_begin_forward(ctx, shape());  // invalid until this forward completes
+    uvp::detail::check_batch_sizes(where, x);
+    for (const auto* b : {&ctx.h_, &ctx.dx_})
+      if (uvp::detail::lstm_in_buffer(x.data, x.batch * x.steps, x.features, *b))
+        uvp::detail::raise<invalid_argument>(where,
+                                             ": x lies in the context's own buffers (the output or gradient of its "
+                                             "last pass); give this forward another context");
+    run(where, x.values(), x.batch, x.steps, x.lengths, nullptr, nullptr, ctx, true);
+    ctx.x_ = x;
+    ctx.contract_ = true;
+    return {ctx.output(), x.batch, x.steps, x.lengths};
+  }
+
+  /// From d_output (x's batch and steps, H features: the gradient of the last forward's output;
+  /// padding rows ignored) by backpropagation through time and through the layers: accumulates
+  /// every parameter gradient and returns dX (x's batch, steps and lengths, I features, padding
+  /// rows 0), owned by ctx. uvp::invalid_argument without a completed contract forward in ctx,
+  /// uvp::shape_error for another shape.
+  SequenceBatch<T> backward(Context& ctx, const SequenceBatch<T>& d_output) {
+    constexpr const char* where = "uvp::nn::Lstm::backward";
+    const auto s = shape();
+    uvp::detail::nn_require_forward(where, ctx, "Lstm", &s);
+    if (!ctx.history_ || !ctx.contract_)
+      uvp::detail::raise<invalid_argument>(where,
+                                           ": ctx holds no contract forward of this Lstm (call forward(x, ctx), not "
+                                           "forward_last or the low-level forward, first)");
+    const SequenceBatch<T>& x = ctx.x_;
+    uvp::detail::check_sequence_shape(where, "d_output", d_output.batch, d_output.steps, d_output.features, x.batch,
+                                      x.steps, hid_);
+    const index N = x.batch * x.steps;
+    if (d_output.data == nullptr && N * hid_ > 0)
+      uvp::detail::raise<invalid_argument>(where, ": d_output has no data for its ", N, " rows");
+    if (uvp::detail::lstm_in_buffer(d_output.data, N, hid_, ctx.dx_))
+      uvp::detail::raise<invalid_argument>(where,
+                                           ": d_output lies in the context's own input-gradient buffer (the result "
+                                           "of its last backward); copy it first");
+    MatrixRef<T> dX = MatrixView<T>(uvp::detail::grow(ctx.dx_, N * in_), N, in_);
+    backprop(where, x.values(), d_output.values(), ConstMatrixView<T>(nullptr, 0, hid_), &dX, nullptr, nullptr,
+             ctx);
+    return {ConstMatrixView<T>(dX.data(), N, in_), x.batch, x.steps, x.lengths};
+  }
+
+  /// Inference, the path nn::Chain takes in eval mode for an Lstm followed by a last-step pooling:
+  /// writes each sequence's last valid top-layer h to h_last (x.batch x H) and keeps no history
+  /// (backward cannot follow). Same results as forward. Const and thread-safe.
+  void forward_last(const SequenceBatch<T>& x, MatrixRef<T> h_last, Context& ctx) const {
+    uvp::detail::nn_begin_forward(ctx, shape());
+    uvp::detail::check_batch_sizes("uvp::nn::Lstm::forward_last", x);
+    forward_last(x.values(), x.batch, x.steps, x.lengths, h_last, ctx);
+  }
+
+  /// {input_size, hidden_size, num_layers}.
+  BlockSpec spec() const {
+    return BlockSpec(kind)
+        .set("input_size", double(in_))
+        .set("hidden_size", double(hid_))
+        .set("num_layers", double(layers_));
+  }
+  /// The Lstm of spec s (weights from a fixed seed: load them after). uvp::format_error for a
+  /// spec of another kind or a missing argument, the constructor's error for a bad one.
+  static Lstm from_spec(const BlockSpec& s) {
+    uvp::detail::nn_check_spec_kind("uvp::nn::Lstm::from_spec", s, kind);
+    Rng rng(0);
+    constexpr index lo = -uvp::detail::nn_spec_max_size, hi = uvp::detail::nn_spec_max_size;
+    return Lstm(s.get_index("input_size", lo, hi), s.get_index("hidden_size", lo, hi), rng,
+                s.get_index("num_layers", lo, hi));
+  }
+
+  // ---- Accessors and the low-level forms ---------------------------------------------------
+
   index input_size() const noexcept { return in_; }
   index hidden_size() const noexcept { return hid_; }
+  index num_layers() const noexcept { return layers_; }
 
-  MatrixView<T> weight_ih() noexcept { return {value(t_.w_ih), 4 * hid_, in_}; }
-  ConstMatrixView<T> weight_ih() const noexcept { return {value(t_.w_ih), 4 * hid_, in_}; }
-  MatrixView<T> weight_hh() noexcept { return {value(t_.w_hh), 4 * hid_, hid_}; }
-  ConstMatrixView<T> weight_hh() const noexcept { return {value(t_.w_hh), 4 * hid_, hid_}; }
-  Span<T> bias_ih() noexcept { return this->values(this->tensors()[t_.b_ih]); }
-  Span<const T> bias_ih() const noexcept { return this->values(this->tensors()[t_.b_ih]); }
-  Span<T> bias_hh() noexcept { return this->values(this->tensors()[t_.b_hh]); }
-  Span<const T> bias_hh() const noexcept { return this->values(this->tensors()[t_.b_hh]); }
+  /// Layer 0's W_ih (4H x I), W_hh (4H x H), b_ih, b_hh (4H): views into the parameter buffer.
+  MatrixView<T> weight_ih() noexcept { return {value(ids(0).w_ih), 4 * hid_, in_}; }
+  ConstMatrixView<T> weight_ih() const noexcept { return wih(0); }
+  MatrixView<T> weight_hh() noexcept { return {value(ids(0).w_hh), 4 * hid_, hid_}; }
+  ConstMatrixView<T> weight_hh() const noexcept { return whh(0); }
+  Span<T> bias_ih() noexcept { return this->values(this->tensors()[ids(0).b_ih]); }
+  Span<const T> bias_ih() const noexcept { return this->values(this->tensors()[ids(0).b_ih]); }
+  Span<T> bias_hh() noexcept { return this->values(this->tensors()[ids(0).b_hh]); }
+  Span<const T> bias_hh() const noexcept { return this->values(this->tensors()[ids(0).b_hh]); }
+  /// Layer `layer`'s W_ih (4H x I for layer 0, else 4H x H) and W_hh (4H x H).
+  /// uvp::out_of_range_error for a layer not in [0, num_layers()).
+  ConstMatrixView<T> weight_ih(index layer) const {
+    check_layer("weight_ih", layer);
+    return wih(layer);
+  }
+  ConstMatrixView<T> weight_hh(index layer) const {
+    check_layer("weight_hh", layer);
+    return whh(layer);
+  }
 
-  /// Runs the sequences X ((batch * seq_len) x I, finite) from h0 = c0 = 0 and keeps what
-  /// backward needs in ctx; the results are ctx.output(), ctx.last_hidden(), ctx.last_cell().
-  /// lengths: empty (all seq_len) or batch values in [1, seq_len]. Const and thread-safe.
+  /// Low-level form: runs the sequences X ((batch * seq_len) x I, finite) from h0 = c0 = 0 and
+  /// keeps what backward needs in ctx; the results are ctx.output(), ctx.last_hidden(),
+  /// ctx.last_cell(). lengths: empty (all seq_len) or batch values in [1, seq_len]. Const and
+  /// thread-safe.
   void forward(ConstMatrixRef<T> X, index batch, index seq_len, Span<const index> lengths, Context& ctx) const {
     run("uvp::nn::Lstm::forward", X, batch, seq_len, lengths, nullptr, nullptr, ctx, true);
   }
-  /// As above from the initial state h0, c0 (batch x H each, finite).
+  /// As above from the initial state h0, c0 ((num_layers * batch) x H each, finite; row
+  /// k * batch + b is layer k's state of sequence b, PyTorch's h_0 of shape (L, batch, H)).
   void forward(ConstMatrixRef<T> X, index batch, index seq_len, Span<const index> lengths, ConstMatrixRef<T> h0,
                ConstMatrixRef<T> c0, Context& ctx) const {
     run("uvp::nn::Lstm::forward", X, batch, seq_len, lengths, &h0, &c0, ctx, true);
   }
 
-  /// Inference: writes each sequence's last valid hidden state to h_last (batch x H) and keeps no
-  /// history (ctx holds only the last h and c; backward cannot follow). Const and thread-safe.
+  /// Low-level inference: writes each sequence's last valid top-layer hidden state to h_last
+  /// (batch x H) and keeps no history (ctx holds only the last h and c of each layer; backward
+  /// cannot follow). Const and thread-safe.
   void forward_last(ConstMatrixRef<T> X, index batch, index seq_len, Span<const index> lengths,
                     MatrixRef<T> h_last, Context& ctx) const {
     constexpr const char* where = "uvp::nn::Lstm::forward_last";
@@ -488,24 +817,25 @@ class Lstm : public Block<T> {
     h_last = ctx.last_hidden();
   }
 
-  /// Gradients of the last forward (run with ctx on this X) by backpropagation through time,
-  /// from dH ((batch * seq_len) x H, the gradient of ctx.output(); padding rows ignored) and/or
-  /// dh_last (batch x H, of ctx.last_hidden()); either may be empty (no rows), not both.
-  /// Accumulates the parameter gradients; writes dX ((batch * seq_len) x I, padding rows 0).
+  /// Low-level form: gradients of the last forward (run with ctx on this X) by backpropagation
+  /// through time and the layers, from dH ((batch * seq_len) x H, the gradient of ctx.output();
+  /// padding rows ignored) and/or dh_last (batch x H, of ctx.last_hidden()); either may be empty
+  /// (no rows), not both. Accumulates the parameter gradients; writes dX ((batch * seq_len) x I,
+  /// padding rows 0).
   void backward(ConstMatrixRef<T> X, ConstMatrixRef<T> dH, ConstMatrixRef<T> dh_last, MatrixRef<T> dX,
                 Context& ctx) {
     constexpr const char* where = "uvp::nn::Lstm::backward";
     check_dx(where, dX, ctx);
     backprop(where, X, dH, dh_last, &dX, nullptr, nullptr, ctx);
   }
-  /// As above, and writes dh0, dc0 (batch x H): the gradients of the initial state (the zero
-  /// state's when forward was given none).
+  /// As above, and writes dh0, dc0 ((num_layers * batch) x H, rows as forward's h0): the
+  /// gradients of the initial state (the zero state's when forward was given none).
   void backward(ConstMatrixRef<T> X, ConstMatrixRef<T> dH, ConstMatrixRef<T> dh_last, MatrixRef<T> dX,
                 MatrixRef<T> dh0, MatrixRef<T> dc0, Context& ctx) {
     constexpr const char* where = "uvp::nn::Lstm::backward";
     check_dx(where, dX, ctx);
-    uvp::detail::check_shape(where, "dh0", dh0.rows(), dh0.cols(), ctx.batch_, hid_);
-    uvp::detail::check_shape(where, "dc0", dc0.rows(), dc0.cols(), ctx.batch_, hid_);
+    uvp::detail::check_shape(where, "dh0", dh0.rows(), dh0.cols(), layers_ * ctx.batch_, hid_);
+    uvp::detail::check_shape(where, "dc0", dc0.rows(), dc0.cols(), layers_ * ctx.batch_, hid_);
     backprop(where, X, dH, dh_last, &dX, &dh0, &dc0, ctx);
   }
   /// Parameter gradients only (X is not trainable).
@@ -520,10 +850,25 @@ class Lstm : public Block<T> {
   /// in about this many bytes, so that they are still in cache when the steps read them.
   static constexpr index block_bytes = index(1) << 20;
 
+  // Layer l's tensors are the four after layer l - 1's (state_dict order).
+  static uvp::detail::LstmTensorIds ids(index l) noexcept {
+    const auto k = static_cast<std::size_t>(4 * l);
+    return {k, k + 1, k + 2, k + 3};
+  }
+  index layer_input(index l) const noexcept { return l == 0 ? in_ : hid_; }
   const T* value(std::size_t t) const noexcept { return this->values(this->tensors()[t]).data(); }
   T* value(std::size_t t) noexcept { return this->values(this->tensors()[t]).data(); }
+  ConstMatrixView<T> wih(index l) const noexcept { return {value(ids(l).w_ih), 4 * hid_, layer_input(l)}; }
+  ConstMatrixView<T> whh(index l) const noexcept { return {value(ids(l).w_hh), 4 * hid_, hid_}; }
   MatrixView<T> grad_matrix(std::size_t t, index cols) noexcept {
     return {this->grads(this->tensors()[t]).data(), 4 * hid_, cols};
+  }
+  T* grad(std::size_t t) noexcept { return this->grads(this->tensors()[t]).data(); }
+  void check_layer(const char* what, index layer) const {
+    if (layer < 0 || layer >= layers_) {
+      const std::string where = std::string("uvp::nn::Lstm::") + what;
+      uvp::detail::nn_check_index(where.c_str(), "layer", layer, "num_layers", layers_);
+    }
   }
 
   void check_dx(const char* where, const MatrixRef<T>& dX, const Context& ctx) const {
@@ -532,73 +877,87 @@ class Lstm : public Block<T> {
 
   void run(const char* where, const ConstMatrixRef<T>& X, index batch, index seq_len, Span<const index> lengths,
            const ConstMatrixRef<T>* h0, const ConstMatrixRef<T>* c0, Context& ctx, bool history) const {
-    const index H = hid_, G4 = 4 * hid_, S = seq_len;
+    const index H = hid_, G4 = 4 * hid_, S = seq_len, L = layers_;
     uvp::detail::nn_begin_forward(ctx, shape());  // invalid until this call completes
     uvp::detail::check_sequence_batch<T>(where, X, in_, batch, seq_len, lengths,
                                          uvp::detail::LengthsWording::steps);
     if (h0) {
-      uvp::detail::check_shape(where, "h0", h0->rows(), h0->cols(), batch, H);
-      uvp::detail::check_shape(where, "c0", c0->rows(), c0->cols(), batch, H);
+      uvp::detail::check_shape(where, "h0", h0->rows(), h0->cols(), L * batch, H);
+      uvp::detail::check_shape(where, "c0", c0->rows(), c0->cols(), L * batch, H);
     }
     uvp::detail::nn_check_finite<T>(where, "X", X);
     if (h0) {
       uvp::detail::nn_check_finite<T>(where, "h0", *h0);
       uvp::detail::nn_check_finite<T>(where, "c0", *c0);
     }
-    ctx.history_ = false;  // until this call has completed
-    ctx.batch_ = batch, ctx.seq_len_ = S, ctx.hidden_ = H, ctx.input_ = in_;
+    ctx.history_ = ctx.contract_ = false;  // until this call has completed
+    ctx.batch_ = batch, ctx.seq_len_ = S, ctx.hidden_ = H, ctx.input_ = in_, ctx.layers_ = L;
     ctx.initial_ = h0 != nullptr;
     index* len = uvp::detail::grow(ctx.lengths_, batch);
     for (index b = 0; b < batch; ++b) len[b] = lengths.empty() ? S : lengths[b];
-    T* bias = uvp::detail::grow(ctx.bias_, G4);
-    {
-      const T *a = value(t_.b_ih), *b = value(t_.b_hh);
-      for (index j = 0; j < G4; ++j) bias[j] = a[j] + b[j];
+    T* bias = uvp::detail::grow(ctx.bias_, L * G4);
+    for (index l = 0; l < L; ++l) {
+      const T *a = value(ids(l).b_ih), *b = value(ids(l).b_hh);
+      for (index j = 0; j < G4; ++j) bias[l * G4 + j] = a[j] + b[j];
     }
     uvp::detail::grow(ctx.zeros_, H);
     std::fill_n(ctx.zeros_.data(), H, T(0));
-    T* hn = uvp::detail::grow(ctx.hn_, batch * H);
-    T* cn = uvp::detail::grow(ctx.cn_, batch * H);
+    T* hn = uvp::detail::grow(ctx.hn_, L * batch * H);
+    T* cn = uvp::detail::grow(ctx.cn_, L * batch * H);
     if (h0) {
-      MatrixView<T>(uvp::detail::grow(ctx.h0_, batch * H), batch, H) = *h0;
-      MatrixView<T>(uvp::detail::grow(ctx.c0_, batch * H), batch, H) = *c0;
+      MatrixView<T>(uvp::detail::grow(ctx.h0_, L * batch * H), L * batch, H) = *h0;
+      MatrixView<T>(uvp::detail::grow(ctx.c0_, L * batch * H), L * batch, H) = *c0;
     }
-    const index chunks = uvp::detail::lstm_chunk_count(batch, S * G4 * (H + in_));
+    const index chunks = uvp::detail::lstm_chunk_count(batch, S * G4 * (H + in_) + (L - 1) * S * G4 * 2 * H);
     ctx.chunks_ = chunks;
     if (history) {
-      uvp::detail::grow(ctx.gates_, batch * S * G4);
-      uvp::detail::grow(ctx.c_, batch * S * H);
-      uvp::detail::grow(ctx.tc_, batch * S * H);
-      uvp::detail::grow(ctx.h_, batch * S * H);
+      const index N = batch * S;
+      uvp::detail::grow(ctx.gates_, L * N * G4);
+      uvp::detail::grow(ctx.c_, L * N * H);
+      uvp::detail::grow(ctx.tc_, L * N * H);
+      uvp::detail::grow(ctx.h_, L * N * H);
+      // Each thread runs every layer of its chunk of sequences (they are independent).
       uvp::detail::lstm_for_chunks(chunks, [&](index k) {
-        forward_chunk(X, batch * k / chunks, batch * (k + 1) / chunks, ctx);
+        const index b0 = batch * k / chunks, b1 = batch * (k + 1) / chunks;
+        forward_chunk(0, X, b0, b1, ctx);
+        for (index l = 1; l < L; ++l) forward_chunk(l, below(l, ctx), b0, b1, ctx);
       });
-      for (index b = 0; b < batch; ++b) {
-        const index r = b * S + len[b] - 1;
-        std::copy_n(ctx.h_.data() + r * H, H, hn + b * H);
-        std::copy_n(ctx.c_.data() + r * H, H, cn + b * H);
-      }
+      for (index l = 0; l < L; ++l)
+        for (index b = 0; b < batch; ++b) {
+          const index r = l * N + b * S + len[b] - 1;
+          std::copy_n(ctx.h_.data() + r * H, H, hn + (l * batch + b) * H);
+          std::copy_n(ctx.c_.data() + r * H, H, cn + (l * batch + b) * H);
+        }
       ctx.history_ = true;
     } else {
       const index per_block = std::max<index>(1, block_bytes / index(sizeof(T) * S * G4));
       const index block = std::min(per_block, (batch + chunks - 1) / chunks);
       uvp::detail::grow(ctx.xp_, chunks * block * S * G4);
+      if (L > 1) uvp::detail::grow(ctx.hseq_, chunks * block * S * H);
       uvp::detail::lstm_for_chunks(chunks, [&](index k) {
-        infer_chunk(X, batch * k / chunks, batch * (k + 1) / chunks, block,
-                    ctx.xp_.data() + k * block * S * G4, ctx);
+        infer_chunk(X, batch * k / chunks, batch * (k + 1) / chunks, block, ctx.xp_.data() + k * block * S * G4,
+                    L > 1 ? ctx.hseq_.data() + k * block * S * H : nullptr, ctx);
       });
     }
     uvp::detail::nn_end_forward(ctx);
   }
 
-  // Sequences [b0, b1) with history: gates, c, tanh(c), h of every step, batch-first.
-  void forward_chunk(const ConstMatrixRef<T>& X, index b0, index b1, Context& ctx) const {
-    const index S = ctx.seq_len_, H = hid_, G4 = 4 * hid_, nb = b1 - b0;
+  // The input of layer l > 0: layer l - 1's h of every step, (batch * seq_len) x H.
+  ConstMatrixRef<T> below(index l, const Context& ctx) const {
+    const index N = ctx.batch_ * ctx.seq_len_;
+    return ConstMatrixView<T>(ctx.h_.data() + (l - 1) * N * hid_, N, hid_);
+  }
+
+  // Layer l over sequences [b0, b1) with history: gates, c, tanh(c), h of every step,
+  // batch-first; X is the layer's input.
+  void forward_chunk(index l, const ConstMatrixRef<T>& X, index b0, index b1, Context& ctx) const {
+    const index S = ctx.seq_len_, H = hid_, G4 = 4 * hid_, nb = b1 - b0, N = ctx.batch_ * S;
     if (nb <= 0) return;
     const index* len = ctx.lengths_.data();
-    T *gates = ctx.gates_.data(), *c = ctx.c_.data(), *tc = ctx.tc_.data(), *h = ctx.h_.data();
-    const T* bias = ctx.bias_.data();
-    const ConstMatrixView<T> Wih = weight_ih(), Whh = weight_hh();
+    T* gates = ctx.gates_.data() + l * N * G4;
+    T *c = ctx.c_.data() + l * N * H, *tc = ctx.tc_.data() + l * N * H, *h = ctx.h_.data() + l * N * H;
+    const T* bias = ctx.bias_.data() + l * G4;
+    const ConstMatrixView<T> Wih = wih(l), Whh = whh(l);
     // The input projections of all steps of the chunk: one GEMM.
     MatrixView<T>(gates + b0 * S * G4, nb * S, G4).noalias() = X.middleRows(b0 * S, nb * S) * Wih.transpose();
     index tmax = 0;
@@ -611,51 +970,77 @@ class Lstm : public Block<T> {
       if (t > 0)
         Gt.noalias() += ConstStrided(h + (b0 * S + t - 1) * H, nb, H, Eigen::OuterStride<>(S * H)) * Whh.transpose();
       else if (ctx.initial_)
-        Gt.noalias() += ConstMatrixView<T>(ctx.h0_.data() + b0 * H, nb, H) * Whh.transpose();
+        Gt.noalias() += ConstMatrixView<T>(ctx.h0_.data() + (l * ctx.batch_ + b0) * H, nb, H) * Whh.transpose();
       for (index b = b0; b < b1; ++b) {
         if (t >= len[b]) continue;
         const index r = b * S + t;
-        uvp::detail::lstm_forward_row(gates + r * G4, bias, c_prev(ctx, b, t), c + r * H, tc + r * H, h + r * H, H);
+        uvp::detail::lstm_forward_row(gates + r * G4, bias, c_prev(ctx, l, b, t), c + r * H, tc + r * H, h + r * H,
+                                      H);
       }
     }
   }
 
   // Sequences [b0, b1) without history, in blocks of `block` sequences whose input projections
-  // go to xp; the running h and c are ctx.hn_, ctx.cn_ (a row stops changing after its last step).
-  void infer_chunk(const ConstMatrixRef<T>& X, index b0, index b1, index block, T* xp, Context& ctx) const {
-    const index S = ctx.seq_len_, H = hid_, G4 = 4 * hid_;
+  // go to xp. Per layer, the running h and c are that layer's part of ctx.hn_, ctx.cn_ (a row
+  // stops changing after its last step); a lower layer writes its h of every step to hseq
+  // (block * seq_len x H), which the layer above projects before overwriting it step by step.
+  void infer_chunk(const ConstMatrixRef<T>& X, index b0, index b1, index block, T* xp, T* hseq, Context& ctx) const {
+    const index S = ctx.seq_len_, H = hid_, G4 = 4 * hid_, L = layers_, B = ctx.batch_;
     const index* len = ctx.lengths_.data();
-    const T* bias = ctx.bias_.data();
-    T *hs = ctx.hn_.data(), *cs = ctx.cn_.data();
-    const ConstMatrixView<T> Wih = weight_ih(), Whh = weight_hh();
     for (index s0 = b0; s0 < b1; s0 += block) {
       const index s1 = std::min(b1, s0 + block), ns = s1 - s0;
-      if (ctx.initial_) {
-        std::copy_n(ctx.h0_.data() + s0 * H, ns * H, hs + s0 * H);
-        std::copy_n(ctx.c0_.data() + s0 * H, ns * H, cs + s0 * H);
-      } else {
-        std::fill_n(hs + s0 * H, ns * H, T(0));
-        std::fill_n(cs + s0 * H, ns * H, T(0));
-      }
-      MatrixView<T>(xp, ns * S, G4).noalias() = X.middleRows(s0 * S, ns * S) * Wih.transpose();
       index tmax = 0;
       for (index b = s0; b < s1; ++b) tmax = std::max(tmax, len[b]);
-      for (index t = 0; t < tmax; ++t) {
-        if (t > 0 || ctx.initial_) {
-          Strided Gt(xp + t * G4, ns, G4, Eigen::OuterStride<>(S * G4));
-          Gt.noalias() += ConstMatrixView<T>(hs + s0 * H, ns, H) * Whh.transpose();
+      for (index l = 0; l < L; ++l) {
+        const T* bias = ctx.bias_.data() + l * G4;
+        T *hs = ctx.hn_.data() + l * B * H, *cs = ctx.cn_.data() + l * B * H;
+        if (ctx.initial_) {
+          std::copy_n(ctx.h0_.data() + (l * B + s0) * H, ns * H, hs + s0 * H);
+          std::copy_n(ctx.c0_.data() + (l * B + s0) * H, ns * H, cs + s0 * H);
+        } else {
+          std::fill_n(hs + s0 * H, ns * H, T(0));
+          std::fill_n(cs + s0 * H, ns * H, T(0));
         }
-        for (index b = s0; b < s1; ++b)
-          if (t < len[b])
-            uvp::detail::lstm_forward_row_inplace(xp + ((b - s0) * S + t) * G4, bias, cs + b * H, hs + b * H, H);
+        const ConstMatrixView<T> Wih = wih(l), Whh = whh(l);
+        if (l == 0)
+          MatrixView<T>(xp, ns * S, G4).noalias() = X.middleRows(s0 * S, ns * S) * Wih.transpose();
+        else
+          MatrixView<T>(xp, ns * S, G4).noalias() = ConstMatrixView<T>(hseq, ns * S, H) * Wih.transpose();
+        if (l == L - 1) {
+          for (index t = 0; t < tmax; ++t) {
+            if (t > 0 || ctx.initial_) {
+              Strided Gt(xp + t * G4, ns, G4, Eigen::OuterStride<>(S * G4));
+              Gt.noalias() += ConstMatrixView<T>(hs + s0 * H, ns, H) * Whh.transpose();
+            }
+            for (index b = s0; b < s1; ++b)
+              if (t < len[b])
+                uvp::detail::lstm_forward_row_inplace(xp + ((b - s0) * S + t) * G4, bias, cs + b * H, hs + b * H, H);
+          }
+          continue;
+        }
+        if (l == 0)  // padding rows of hseq stay 0 through every lower layer
+          for (index b = s0; b < s1; ++b)
+            std::fill(hseq + ((b - s0) * S + len[b]) * H, hseq + (b - s0 + 1) * S * H, T(0));
+        for (index t = 0; t < tmax; ++t) {
+          Strided Gt(xp + t * G4, ns, G4, Eigen::OuterStride<>(S * G4));
+          if (t > 0)
+            Gt.noalias() += ConstStrided(hseq + (t - 1) * H, ns, H, Eigen::OuterStride<>(S * H)) * Whh.transpose();
+          else if (ctx.initial_)
+            Gt.noalias() += ConstMatrixView<T>(hs + s0 * H, ns, H) * Whh.transpose();
+          for (index b = s0; b < s1; ++b)
+            if (t < len[b])
+              uvp::detail::lstm_forward_row_inplace(xp + ((b - s0) * S + t) * G4, bias, cs + b * H,
+                                                    hseq + ((b - s0) * S + t) * H, H);
+        }
+        for (index b = s0; b < s1; ++b) std::copy_n(hseq + ((b - s0) * S + len[b] - 1) * H, H, hs + b * H);
       }
     }
   }
 
-  const T* c_prev(const Context& ctx, index b, index t) const noexcept {
+  const T* c_prev(const Context& ctx, index l, index b, index t) const noexcept {
     const index H = hid_;
-    if (t > 0) return ctx.c_.data() + (b * ctx.seq_len_ + t - 1) * H;
-    return ctx.initial_ ? ctx.c0_.data() + b * H : ctx.zeros_.data();
+    if (t > 0) return ctx.c_.data() + (l * ctx.batch_ * ctx.seq_len_ + b * ctx.seq_len_ + t - 1) * H;
+    return ctx.initial_ ? ctx.c0_.data() + (l * ctx.batch_ + b) * H : ctx.zeros_.data();
   }
 
   void backprop(const char* where, const ConstMatrixRef<T>& X, const ConstMatrixRef<T>& dH,
@@ -667,7 +1052,7 @@ class Lstm : public Block<T> {
       uvp::detail::raise<invalid_argument>(where,
                                            ": ctx holds no forward pass of this Lstm (call forward, not "
                                            "forward_last, first)");
-    const index B = ctx.batch_, S = ctx.seq_len_, H = hid_, G4 = 4 * hid_, N = B * S;
+    const index B = ctx.batch_, S = ctx.seq_len_, H = hid_, G4 = 4 * hid_, N = B * S, L = layers_;
     uvp::detail::check_shape(where, "X", X.rows(), X.cols(), N, in_);
     const bool has_dH = uvp::detail::lstm_optional(where, "dH", dH.rows(), dH.cols(), N, H);
     const bool has_last = uvp::detail::lstm_optional(where, "dh_last", dh_last.rows(), dh_last.cols(), B, H);
@@ -675,56 +1060,75 @@ class Lstm : public Block<T> {
     if (!has_dH && !has_last)
       uvp::detail::raise<invalid_argument>(where, ": dH and dh_last are both empty (nothing to backpropagate)");
     T* dG = uvp::detail::grow(ctx.dgates_, N * G4);
-    uvp::detail::grow(ctx.dh_, B * H);
-    uvp::detail::grow(ctx.dc_, B * H);
+    uvp::detail::grow(ctx.dh_, L * B * H);
+    uvp::detail::grow(ctx.dc_, L * B * H);
     const index chunks = ctx.chunks_, I = in_;
-    T* db = uvp::detail::grow(ctx.dbias_, chunks * G4);
+    T* db = uvp::detail::grow(ctx.dbias_, chunks * L * G4);
     // One thread per chunk of sequences; with several, each computes its chunk's weight
     // gradients into its own slot and the slots are summed afterwards (no GEMM shared by threads).
-    const index partial = G4 * (I + H);
+    // A slot holds every layer's dW_ih, dW_hh; layer l's start at offset(l).
+    const index partial = G4 * (I + H) + (L - 1) * G4 * 2 * H;
+    const auto offset = [&](index l) { return l == 0 ? 0 : G4 * (I + H) + (l - 1) * G4 * 2 * H; };
     T* dw = chunks > 1 ? uvp::detail::grow(ctx.dweights_, chunks * partial) : nullptr;
+    // With several layers: the gradient of layer l - 1's output, dG_l W_ih_l, rows of each chunk.
+    T* dmid = L > 1 ? uvp::detail::grow(ctx.dmid_, N * H) : nullptr;
+    const ConstMatrixRef<T> dmid_rows = ConstMatrixView<T>(dmid, L > 1 ? N : 0, H);
     uvp::detail::lstm_for_chunks(chunks, [&](index k) {
       const index b0 = B * k / chunks, b1 = B * (k + 1) / chunks;
-      backward_chunk(b0, b1, has_dH ? &dH : nullptr, has_last ? &dh_last : nullptr, db + k * G4, ctx);
-      if (b1 == b0) {
-        if (dw) std::fill_n(dw + k * partial, partial, T(0));
-        return;
-      }
-      const ConstMatrixView<T> dGc(dG + b0 * S * G4, (b1 - b0) * S, G4);
-      if (dX) dX->middleRows(b0 * S, (b1 - b0) * S).noalias() = dGc * weight_ih();
-      if (dw) {
-        MatrixView<T> gWih(dw + k * partial, G4, I), gWhh(dw + k * partial + G4 * I, G4, H);
-        gWih.setZero();
-        gWhh.setZero();
-        weight_gradients(X, b0, b1, gWih, gWhh, ctx);
-      } else {
-        MatrixView<T> gWih = grad_matrix(t_.w_ih, I), gWhh = grad_matrix(t_.w_hh, H);
-        weight_gradients(X, b0, b1, gWih, gWhh, ctx);
+      for (index l = L - 1; l >= 0; --l) {
+        const bool top = l == L - 1;
+        const index Il = layer_input(l);
+        backward_chunk(l, b0, b1, top ? (has_dH ? &dH : nullptr) : &dmid_rows, top && has_last ? &dh_last : nullptr,
+                       db + (k * L + l) * G4, ctx);
+        T* slot = dw ? dw + k * partial + offset(l) : nullptr;
+        if (b1 == b0) {
+          if (slot) std::fill_n(slot, G4 * (Il + H), T(0));
+          continue;
+        }
+        const ConstMatrixView<T> dGc(dG + b0 * S * G4, (b1 - b0) * S, G4);
+        if (l > 0)  // read by backward_chunk above already; now the next layer down's dH
+          MatrixView<T>(dmid + b0 * S * H, (b1 - b0) * S, H).noalias() = dGc * wih(l);
+        else if (dX)
+          dX->middleRows(b0 * S, (b1 - b0) * S).noalias() = dGc * wih(0);
+        const ConstMatrixRef<T> Xl = l == 0 ? X : below(l, ctx);
+        if (slot) {
+          MatrixView<T> gWih(slot, G4, Il), gWhh(slot + G4 * Il, G4, H);
+          gWih.setZero();
+          gWhh.setZero();
+          weight_gradients(l, Xl, b0, b1, gWih, gWhh, ctx);
+        } else {
+          MatrixView<T> gWih = grad_matrix(ids(l).w_ih, Il), gWhh = grad_matrix(ids(l).w_hh, H);
+          weight_gradients(l, Xl, b0, b1, gWih, gWhh, ctx);
+        }
       }
     });
-    if (dw) {
-      T *gWih = this->grads(this->tensors()[t_.w_ih]).data(), *gWhh = this->grads(this->tensors()[t_.w_hh]).data();
+    for (index l = 0; l < L; ++l) {
+      const index Il = layer_input(l);
+      if (dw) {
+        T *gWih = grad(ids(l).w_ih), *gWhh = grad(ids(l).w_hh);
+        for (index k = 0; k < chunks; ++k) {
+          const T* slot = dw + k * partial + offset(l);
+          kernels::axpy(T(1), slot, gWih, G4 * Il);
+          kernels::axpy(T(1), slot + G4 * Il, gWhh, G4 * H);
+        }
+      }
+      T *gbi = grad(ids(l).b_ih), *gbh = grad(ids(l).b_hh);
       for (index k = 0; k < chunks; ++k) {
-        kernels::axpy(T(1), dw + k * partial, gWih, G4 * I);
-        kernels::axpy(T(1), dw + k * partial + G4 * I, gWhh, G4 * H);
+        kernels::axpy(T(1), db + (k * L + l) * G4, gbi, G4);
+        kernels::axpy(T(1), db + (k * L + l) * G4, gbh, G4);
       }
     }
-    T* gbi = this->grads(this->tensors()[t_.b_ih]).data();
-    T* gbh = this->grads(this->tensors()[t_.b_hh]).data();
-    for (index k = 0; k < chunks; ++k) {
-      kernels::axpy(T(1), db + k * G4, gbi, G4);
-      kernels::axpy(T(1), db + k * G4, gbh, G4);
-    }
-    if (dh0) *dh0 = ConstMatrixView<T>(ctx.dh_.data(), B, H);
-    if (dc0) *dc0 = ConstMatrixView<T>(ctx.dc_.data(), B, H);
+    if (dh0) *dh0 = ConstMatrixView<T>(ctx.dh_.data(), L * B, H);
+    if (dc0) *dc0 = ConstMatrixView<T>(ctx.dc_.data(), L * B, H);
   }
 
-  // gWih += dG^T X and gWhh += sum_t dG_t^T h_{t-1} over the sequences [b0, b1), all steps at once.
-  void weight_gradients(const ConstMatrixRef<T>& X, index b0, index b1, MatrixView<T>& gWih, MatrixView<T>& gWhh,
-                        const Context& ctx) const {
+  // Layer l: gWih += dG^T X and gWhh += sum_t dG_t^T h_{t-1} over the sequences [b0, b1), all
+  // steps at once; X is the layer's input.
+  void weight_gradients(index l, const ConstMatrixRef<T>& X, index b0, index b1, MatrixView<T>& gWih,
+                        MatrixView<T>& gWhh, const Context& ctx) const {
     const index S = ctx.seq_len_, H = hid_, G4 = 4 * hid_, nb = b1 - b0, n = nb * S;
     const T* dG = ctx.dgates_.data() + b0 * S * G4;
-    const T* h = ctx.h_.data() + b0 * S * H;
+    const T* h = ctx.h_.data() + (l * ctx.batch_ * S + b0 * S) * H;
     const ConstMatrixView<T> dGm(dG, n, G4), Hm(h, n, H);
     gWih.noalias() += dGm.transpose() * X.middleRows(b0 * S, n);
     if (S > 1) {
@@ -737,20 +1141,22 @@ class Lstm : public Block<T> {
     }
     if (ctx.initial_)
       gWhh.noalias() += ConstStrided(dG, nb, G4, Eigen::OuterStride<>(S * G4)).transpose() *
-                        ConstMatrixView<T>(ctx.h0_.data() + b0 * H, nb, H);
+                        ConstMatrixView<T>(ctx.h0_.data() + (l * ctx.batch_ + b0) * H, nb, H);
   }
 
-  // BPTT over sequences [b0, b1): dG of every step (padding rows 0), the bias-gradient partial
-  // sums in db, and the gradients of h0, c0 in ctx.dh_, ctx.dc_.
-  void backward_chunk(index b0, index b1, const ConstMatrixRef<T>* dH, const ConstMatrixRef<T>* dh_last, T* db,
-                      Context& ctx) const {
-    const index S = ctx.seq_len_, H = hid_, G4 = 4 * hid_, nb = b1 - b0;
+  // BPTT of layer l over sequences [b0, b1): dG of every step (padding rows 0), the
+  // bias-gradient partial sums in db, and the gradients of the layer's h0, c0 in its part of
+  // ctx.dh_, ctx.dc_.
+  void backward_chunk(index l, index b0, index b1, const ConstMatrixRef<T>* dH, const ConstMatrixRef<T>* dh_last,
+                      T* db, Context& ctx) const {
+    const index S = ctx.seq_len_, H = hid_, G4 = 4 * hid_, nb = b1 - b0, N = ctx.batch_ * S;
     std::fill_n(db, G4, T(0));
     if (nb <= 0) return;
     const index* len = ctx.lengths_.data();
-    T *dG = ctx.dgates_.data(), *dh = ctx.dh_.data() + b0 * H, *dc = ctx.dc_.data() + b0 * H;
-    const T *gates = ctx.gates_.data(), *tc = ctx.tc_.data();
-    const ConstMatrixView<T> Whh = weight_hh();
+    T* dG = ctx.dgates_.data();
+    T *dh = ctx.dh_.data() + (l * ctx.batch_ + b0) * H, *dc = ctx.dc_.data() + (l * ctx.batch_ + b0) * H;
+    const T *gates = ctx.gates_.data() + l * N * G4, *tc = ctx.tc_.data() + l * N * H;
+    const ConstMatrixView<T> Whh = whh(l);
     std::fill_n(dh, nb * H, T(0));
     std::fill_n(dc, nb * H, T(0));
     index tmax = 0;
@@ -765,7 +1171,7 @@ class Lstm : public Block<T> {
         T* dhb = dh + (b - b0) * H;
         if (dH) kernels::axpy(T(1), dH->row(r).data(), dhb, H);
         if (dh_last && t == len[b] - 1) kernels::axpy(T(1), dh_last->row(b).data(), dhb, H);
-        uvp::detail::lstm_backward_row(gates + r * G4, c_prev(ctx, b, t), tc + r * H, dhb, dc + (b - b0) * H,
+        uvp::detail::lstm_backward_row(gates + r * G4, c_prev(ctx, l, b, t), tc + r * H, dhb, dc + (b - b0) * H,
                                        dG + r * G4, H);
         kernels::axpy(T(1), dG + r * G4, db, G4);
       }
@@ -775,10 +1181,14 @@ class Lstm : public Block<T> {
     }
   }
 
-  uvp::detail::NnBlockShape shape() const noexcept { return {{"input_size", in_}, {"hidden_size", hid_}}; }
+  // The context's record of the block: num_layers only when > 1, so that single-layer messages
+  // read as before.
+  uvp::detail::NnBlockShape shape() const noexcept {
+    if (layers_ == 1) return {{"input_size", in_}, {"hidden_size", hid_}};
+    return {{"input_size", in_}, {"hidden_size", hid_}, {"num_layers", layers_}};
+  }
 
-  index in_, hid_;
-  uvp::detail::LstmTensorIds t_;
+  index in_, hid_, layers_;
 };
 
 }  // namespace uvp::nn
