@@ -247,10 +247,19 @@ class Lstm<T, cuda> : public cuda_backend::DeviceBlock<T> {
     this->allocate_parameters();
   }
 
-  /// A device copy of a CPU Lstm.
+  template <class H, class = void>
+  struct has_num_layers : std::false_type {};
+  template <class H>
+  struct has_num_layers<H, std::void_t<decltype(std::declval<const H&>().num_layers())>> : std::true_type {};
+
+  /// A device copy of a CPU Lstm (of one layer).
   template <class HostLstm, class = decltype(std::declval<const HostLstm&>().hidden_size())>
   explicit Lstm(const HostLstm& host, cudaStream_t stream = nullptr)
       : Lstm(host.input_size(), host.hidden_size(), stream) {
+    if constexpr (has_num_layers<HostLstm>::value)
+      if (host.num_layers() != 1)
+        uvp::detail::raise<invalid_argument>("uvp::nn::Lstm<T, cuda>: the CUDA Lstm has one layer, the host Lstm has ",
+                                             host.num_layers());
     this->from_host(host);
   }
 
