@@ -16,6 +16,7 @@
 #include "uvp/nn/embedding.hpp"
 #include "uvp/nn/gru.hpp"
 #include "uvp/nn/layer_norm.hpp"
+#include "uvp/nn/lstm.hpp"
 #include "uvp/nn/pooling.hpp"
 #include "uvp/nn/position_embedding.hpp"
 #include "uvp/nn/residual.hpp"
@@ -150,6 +151,19 @@ TEST_CASE("concurrent const forward of composed models (nn::Chain) equals the se
                     nn::GlobalMaxPool1d<float>(), nn::Dense<float>(6, 1, rng));
     model.eval();
     check_concurrent_chain(model, tokens);
+  }
+  SUBCASE("Embedding, 2-layer Lstm, last step, Dense: training and eval (inference) paths") {
+    nn::Chain model(nn::Embedding<float>(vocab, 8, rng, 0), nn::Lstm<float>(8, 12, rng, 2),
+                    nn::GlobalLastPool1d<float>(), nn::Dense<float>(12, 1, rng));
+    check_concurrent_chain(model, tokens);
+    decltype(model)::Context ctx;
+    const uvp::Matrix<float> with_history = model.forward(tokens, ctx);
+    model.eval();  // Lstm::forward_last before GlobalLastPool1d
+    check_concurrent_chain(model, tokens);
+    const uvp::Matrix<float> inference = model.forward(tokens, ctx);
+    CHECK((inference - with_history).cwiseAbs().maxCoeff() < 1e-6f);
+    const uvp::Matrix<float> d = uvp::Matrix<float>::Ones(data.batch, 1);
+    CHECK_THROWS_AS(model.backward(ctx, d), uvp::invalid_argument);
   }
   SUBCASE("Embedding, 2-layer Gru, last step, Dense: training and eval (inference) paths") {
     nn::Chain model(nn::Embedding<float>(vocab, 8, rng, 0), nn::Gru<float>(8, 12, rng, 2), nn::GlobalLastPool1d<float>(),
