@@ -10,8 +10,9 @@
 //
 // The scalar probed is L = sum(forward(x) .* W) for a fixed random W, so dL/d_output = W; the
 // analytic gradients come from one backward, the numeric ones from central differences of L
-// over every input value and every parameter. Double precision only (float's rounding would
-// swamp the differences).
+// over every input value and every parameter (dense ones and sparse embedding tables alike).
+// Double precision only (float's rounding would swamp the differences). Cost: two forwards per
+// value checked: keep the model small.
 #pragma once
 
 #include <cstdint>
@@ -89,12 +90,26 @@ LayerGradientCheck check_layer_gradients(Layer& layer, const Input& x, Span<doub
 
   LayerGradientCheck r;
   auto& params = layer.parameters();
-  // The dense parameters: a model's grads() cover the first dense_size() values; a block's
-  // cover all of its values unless its one tensor is sparse (an embedding table: not checked).
+  // Every parameter: a model's dense gradients, then its sparse tables' touched rows scattered
+  // into their regions (untouched rows: 0); a block's dense gradient, or its sparse rows.
   Span<double> values = params.values();
-  if constexpr (uvp::detail::has_model_parameters<Layer>::value) values = values.subspan(0, params.dense_size());
-  const std::vector<double> analytic(params.grads().begin(), params.grads().end());
-  if (!analytic.empty() && index(analytic.size()) == values.size())
+  std::vector<double> analytic(static_cast<std::size_t>(values.size()), 0.0);
+  const auto scatter_rows = [&](const auto& sparse, index base) {
+    for (index k = 0; k < sparse.size(); ++k) {
+      const index r0 = base + sparse.rows[static_cast<std::size_t>(k)] * sparse.dim;
+      for (index j = 0; j < sparse.dim; ++j) analytic[static_cast<std::size_t>(r0 + j)] += sparse.row(k)[j];
+    }
+  };
+  if constexpr (uvp::detail::has_model_parameters<Layer>::value) {
+    std::copy(params.grads().begin(), params.grads().end(), analytic.begin());
+    for (std::size_t s = 0; s < params.sparse_blocks().size(); ++s)
+      scatter_rows(params.sparse_blocks()[s]->sparse_grad(), params.sparse_offsets()[s]);
+  } else if (layer.has_sparse_grad()) {
+    scatter_rows(layer.sparse_grad(), layer.sparse_tensor().slot.offset);
+  } else {
+    std::copy(params.grads().begin(), params.grads().end(), analytic.begin());
+  }
+  if (!analytic.empty())
     r.parameters = check_gradient(loss, values, Span<const double>(analytic.data(), index(analytic.size())), h);
 
   if constexpr (!std::is_same_v<std::decay_t<decltype(dx)>, nn::NoGradient>) {

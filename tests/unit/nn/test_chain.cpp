@@ -9,7 +9,17 @@
 
 #include "support/test_support.hpp"
 #include "uvp/core/random.hpp"
+#include "uvp/nn/activations.hpp"
+#include "uvp/nn/attention.hpp"
 #include "uvp/nn/chain.hpp"
+#include "uvp/nn/conv1d.hpp"
+#include "uvp/nn/dense.hpp"
+#include "uvp/nn/embedding.hpp"
+#include "uvp/nn/gru.hpp"
+#include "uvp/nn/layer_norm.hpp"
+#include "uvp/nn/lstm.hpp"
+#include "uvp/nn/pooling.hpp"
+#include "uvp/nn/position_embedding.hpp"
 #include "uvp/nn/layer.hpp"
 #include "uvp/nn/residual.hpp"
 #include "uvp/nn/sum.hpp"
@@ -314,4 +324,50 @@ TEST_CASE("uvp::testing::check_layer_gradients checks a user's block and a whole
   };
   Broken broken(3, rng);
   CHECK(uvp::testing::check_layer_gradients(broken, x).parameters.relative_error > 0.1);
+}
+
+TEST_CASE("composed library models: every gradient end to end against finite differences") {
+  namespace nn = uvp::nn;
+  uvp::Rng rng(17);
+  const uvp::index vocab = 7, steps = 4, batch = 3, E = 4;
+  const std::vector<uvp::index> ids = {1, 2, 3, 0, 4, 5, 0, 0, 6, 1, 2, 3};
+  const std::vector<uvp::index> lengths = {3, 2, 4};
+  const nn::TokenBatch tokens(uvp::Span<const uvp::index>(ids.data(), 12), batch, steps,
+                              uvp::Span<const uvp::index>(lengths.data(), batch));
+  const auto check = [](auto& model, const nn::TokenBatch& x) {
+    const auto r = uvp::testing::check_layer_gradients(model, x);
+    CHECK(r.parameters.worst_index >= 0);
+    CHECK(r.parameters.relative_error < 1e-6);
+  };
+  SUBCASE("Embedding -> 2-layer Lstm -> last step -> Dense") {
+    nn::Chain model(nn::Embedding<double>(vocab, E, rng, 0), nn::Lstm<double>(E, 5, rng, 2),
+                    nn::GlobalLastPool1d<double>(), nn::Dense<double>(5, 1, rng));
+    check(model, tokens);
+  }
+  SUBCASE("Embedding -> Gru -> max pool -> Dense -> Tanh -> Dense") {
+    nn::Chain model(nn::Embedding<double>(vocab, E, rng, 0), nn::Gru<double>(E, 5, rng),
+                    nn::GlobalMaxPool1d<double>(), nn::Dense<double>(5, 3, rng), nn::Tanh<double>(),
+                    nn::Dense<double>(3, 1, rng));
+    check(model, tokens);
+  }
+  SUBCASE("token + position embeddings -> residual attention -> LayerNorm -> Dense per step -> mean pool") {
+    nn::Chain model(nn::Sum(nn::Embedding<double>(vocab, E, rng, 0), nn::PositionEmbedding<double>(steps, E, rng)),
+                    nn::Residual(nn::MultiHeadSelfAttention<double>(E, 2, rng)), nn::LayerNorm<double>(E),
+                    nn::Dense<double>(E, 2, rng), nn::GlobalMeanPool1d<double>());
+    check(model, tokens);
+  }
+  SUBCASE("Embedding -> Conv1d -> Relu -> max pool -> Dense") {
+    nn::Chain model(nn::Embedding<double>(vocab, E, rng, 0), nn::Conv1d<double>(E, 3, 2, rng), nn::Relu<double>(),
+                    nn::GlobalMaxPool1d<double>(), nn::Dense<double>(3, 1, rng));
+    check(model, tokens);
+  }
+  SUBCASE("a mismatched library chain names both blocks and both sizes") {
+    try {
+      nn::Chain bad(nn::Embedding<double>(vocab, E, rng, 0), nn::Lstm<double>(E + 1, 5, rng));
+      FAIL("no exception");
+    } catch (const uvp::shape_error& e) {
+      CHECK(std::string(e.what()) ==
+            "uvp::nn::Chain: block 1 '1' (Lstm) takes 5 features per row, but block 0 '0' (Embedding) gives 4");
+    }
+  }
 }
