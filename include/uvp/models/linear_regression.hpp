@@ -8,6 +8,7 @@
 #include "uvp/losses/mse.hpp"
 #include "uvp/models/detail/linear_core.hpp"
 #include "uvp/optim/adam.hpp"
+#include "uvp/training/loss_functions.hpp"
 
 namespace uvp {
 
@@ -34,7 +35,8 @@ class LinearRegression : public detail::LinearModelBase<T> {
   using Options = LinearRegressionOptions;
 
   explicit LinearRegression(index n_features, Options options = {})
-      : detail::LinearModelBase<T>("uvp::LinearRegression", n_features, options.fit_intercept),
+      : detail::LinearModelBase<T>("uvp::LinearRegression", n_features, options.fit_intercept, options.l2,
+                                   "uvp::LinearRegression::forward", "uvp::LinearRegression::backward"),
         options_(options) {
     detail::check_option_non_negative("uvp::LinearRegression", "options.l2", options.l2);
   }
@@ -87,24 +89,14 @@ class LinearRegression : public detail::LinearModelBase<T> {
     core_.set_bias(options_.fit_intercept ? T(y_mean - x_mean.dot(w)) : T(0));
   }
 
-  /// Minibatch training of the same objective with the given optimizer; callbacks as in
-  /// LogisticRegression::fit.
+  /// Minibatch training of the same objective with the given optimizer: uvp::fit's loop with
+  /// MseLoss and the l2 penalty; callbacks as in LogisticRegression::fit.
   template <class Optimizer, class... Callbacks, detail::enable_if_optimizer<Optimizer, T> = 0>
   FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, Optimizer& optimizer,
                 const FitOptions& fit_options, Span<const T> sample_weight, Callbacks&&... callbacks) {
     constexpr const char* where = "uvp::LinearRegression::fit";
     check_xy(where, X, y, sample_weight, false);
-    auto step = [this](ConstMatrixRef<T> Xb, ConstVectorRef<T> yb, const T* wb, VectorRef<T> z,
-                       VectorRef<T> g) {
-      core_.forward(Xb, z);
-      const index m = z.size();
-      const double loss = mse_loss<T>(Span<const T>(z.data(), m), Span<const T>(yb.data(), m),
-                                      Span<T>(g.data(), m), wb ? Span<const T>(wb, m) : Span<const T>{});
-      core_.backward(Xb, g);
-      return loss;
-    };
-    return detail::run_minibatch_fit(where, core_, X, y, sample_weight.empty() ? nullptr : sample_weight.data(),
-                                     options_.l2, optimizer, fit_options, step, callbacks...);
+    return this->fit_minibatch(where, X, y, sample_weight, MseLoss<T>(), optimizer, fit_options, callbacks...);
   }
 
   template <class Optimizer, class... Callbacks, detail::enable_if_optimizer<Optimizer, T> = 0,
@@ -124,7 +116,7 @@ class LinearRegression : public detail::LinearModelBase<T> {
   }
 
  private:
-  // check_x = false: X's values are checked during minibatch training (run_minibatch_fit).
+  // check_x = false: X's values are checked during minibatch training (uvp::fit's loop).
   void check_xy(const char* where, ConstMatrixRef<T> X, ConstVectorRef<T> y, Span<const T> sw,
                 bool check_x = true) const {
     if (check_x) core_.check_input(where, X);

@@ -8,6 +8,7 @@
 #include "uvp/losses/bce_with_logits.hpp"
 #include "uvp/models/detail/linear_core.hpp"
 #include "uvp/optim/adam.hpp"
+#include "uvp/training/loss_functions.hpp"
 
 namespace uvp {
 
@@ -40,7 +41,8 @@ class LogisticRegression : public detail::LinearModelBase<T> {
   using Options = LogisticRegressionOptions;
 
   explicit LogisticRegression(index n_features, Options options = {})
-      : detail::LinearModelBase<T>("uvp::LogisticRegression", n_features, options.fit_intercept),
+      : detail::LinearModelBase<T>("uvp::LogisticRegression", n_features, options.fit_intercept, options.l2,
+                                   "uvp::LogisticRegression::forward", "uvp::LogisticRegression::backward"),
         options_(options) {
     constexpr const char* where = "uvp::LogisticRegression";
     detail::check_option_non_negative(where, "options.l2", options.l2);
@@ -78,27 +80,21 @@ class LogisticRegression : public detail::LinearModelBase<T> {
     return p;
   }
 
-  /// Minibatch training with the given optimizer (any type with step(Span<T>, Span<const T>)).
-  /// y: N labels in {0, 1}; sample_weight: empty or N non-negative weights. Each callback is
-  /// called as cb(const EpochReport&) after every epoch and returns false to stop.
+  /// Minibatch training with the given optimizer (any type with step(Span<T>, Span<const T>)):
+  /// uvp::fit's loop (training/fit.hpp) with BceWithLogitsLoss carrying the class weights, and
+  /// the l2 penalty. y: N labels in {0, 1}; sample_weight: empty or N non-negative weights. Each
+  /// callback is called as cb(const EpochReport&) after every epoch and returns false to stop.
+  /// The options' clipping, schedule, early stopping and progress line apply.
   template <class Optimizer, class... Callbacks, detail::enable_if_optimizer<Optimizer, T> = 0>
   FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, Optimizer& optimizer,
                 const FitOptions& fit_options, Span<const T> sample_weight, Callbacks&&... callbacks) {
     constexpr const char* where = "uvp::LogisticRegression::fit";
-    core_.check_shape(where, X);  // values are checked during training (run_minibatch_fit)
+    core_.check_shape(where, X);  // values are checked during training (uvp::fit's loop)
     detail::check_size(where, "y", y.size(), X.rows());
     detail::check_binary_labels(where, "y", y.data(), y.size());
-    const Vector<T> weights = effective_weights(where, y, sample_weight);
-    const T* w = weights.size() ? weights.data() : nullptr;
-    auto step = [this](ConstMatrixRef<T> Xb, ConstVectorRef<T> yb, const T* wb, VectorRef<T> z,
-                       VectorRef<T> g) {
-      core_.forward(Xb, z);
-      const double loss = detail::bce_logits_batch(z.data(), yb.data(), wb, g.data(), z.size());
-      core_.backward(Xb, g);
-      return loss;
-    };
-    return detail::run_minibatch_fit(where, core_, X, y, w, options_.l2, optimizer, fit_options,
-                                     step, callbacks...);
+    detail::check_sample_weight(where, sample_weight.data(), sample_weight.size(), X.rows());
+    const BceWithLogitsLoss<T> loss(options_.class_weight_negative, options_.class_weight_positive, options_.balanced);
+    return this->fit_minibatch(where, X, y, sample_weight, loss, optimizer, fit_options, callbacks...);
   }
 
   template <class Optimizer, class... Callbacks, detail::enable_if_optimizer<Optimizer, T> = 0,
@@ -118,26 +114,6 @@ class LogisticRegression : public detail::LinearModelBase<T> {
   }
 
  private:
-  // Sample weights times class weights; empty when every weight is 1.
-  Vector<T> effective_weights(const char* where, ConstVectorRef<T> y, Span<const T> sample_weight) const {
-    const index n = y.size();
-    detail::check_sample_weight(where, sample_weight.data(), sample_weight.size(), n);
-    double cw0 = options_.class_weight_negative, cw1 = options_.class_weight_positive;
-    if (options_.balanced) {
-      const double pos = double(y.sum());
-      if (pos == 0 || pos == double(n))
-        detail::raise<invalid_argument>(where, ": balanced class weights need both classes in y, got only ",
-                                        pos == 0 ? "0" : "1");
-      cw0 = double(n) / (2.0 * (double(n) - pos));
-      cw1 = double(n) / (2.0 * pos);
-    }
-    if (sample_weight.empty() && cw0 == 1.0 && cw1 == 1.0) return {};
-    Vector<T> w(n);
-    for (index i = 0; i < n; ++i)
-      w[i] = T((sample_weight.empty() ? 1.0 : double(sample_weight[i])) * (y[i] == T(1) ? cw1 : cw0));
-    return w;
-  }
-
   using detail::LinearModelBase<T>::core_;
   Options options_;
 };

@@ -6,7 +6,11 @@
 // so "the norm over all parameters" is the norm of that one span.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <type_traits>
+#include <vector>
+#include <utility>
 
 #include "uvp/backend/cpu/elementwise.hpp"
 #include "uvp/core/error.hpp"
@@ -33,6 +37,46 @@ double clip_grad_norm(Span<T> grads, double max_norm, bool error_if_nonfinite = 
     detail::raise<numeric_error>(where, ": the total norm of grads is non-finite (", total, ")");
   const double coef = std::min(max_norm / (total + 1e-6), 1.0);
   kernels::scale(T(coef), grads.data(), grads.size());
+  return total;
+}
+
+namespace detail {
+template <class P, class = void>
+struct has_sparse_blocks : std::false_type {};
+template <class P>
+struct has_sparse_blocks<P, std::void_t<decltype(std::declval<P&>().sparse_blocks())>> : std::true_type {};
+}  // namespace detail
+
+/// clip_grad_norm over a whole model (anything whose parameters() has grads(): nn::Chain, the
+/// linear models): the norm is taken over the dense gradients and, for a model with embedding
+/// tables (nn::ModelParameters::sparse_blocks()), the touched rows of their sparse gradients
+/// together, and all of them are scaled by the same factor, as clip_grad_norm_ over every
+/// parameter's .grad in PyTorch. Returns the norm before scaling.
+template <class Model, class = decltype(std::declval<Model&>().parameters().grads())>
+double clip_grad_norm(Model& model, double max_norm, bool error_if_nonfinite = false) {
+  constexpr const char* where = "uvp::clip_grad_norm";
+  detail::check_option_positive(where, "max_norm", max_norm);
+  auto& p = model.parameters();
+  auto grads = p.grads();
+  using T = std::remove_const_t<typename decltype(grads)::element_type>;
+  double sq = static_cast<double>(kernels::squared_norm(grads.data(), grads.size()));
+  if constexpr (detail::has_sparse_blocks<std::decay_t<decltype(p)>>::value)
+    for (auto* b : p.sparse_blocks()) {
+      const auto& v = b->sparse_grad().values;
+      sq += static_cast<double>(kernels::squared_norm(v.data(), static_cast<index>(v.size())));
+    }
+  const double total = std::sqrt(sq);
+  if (error_if_nonfinite && !std::isfinite(total))
+    detail::raise<numeric_error>(where, ": the total norm of the model's gradients is non-finite (", total, ")");
+  const double coef = std::min(max_norm / (total + 1e-6), 1.0);
+  kernels::scale(T(coef), grads.data(), grads.size());
+  if constexpr (detail::has_sparse_blocks<std::decay_t<decltype(p)>>::value)
+    for (auto* b : p.sparse_blocks()) {
+      // The block exposes its sparse gradient read-only; the model (and so the block) is ours to
+      // modify here, as nn::step modifies its table.
+      auto& v = const_cast<std::vector<T>&>(b->sparse_grad().values);
+      kernels::scale(T(coef), v.data(), static_cast<index>(v.size()));
+    }
   return total;
 }
 

@@ -10,7 +10,8 @@
 
 namespace uvp {
 
-/// Tracks a validation score epoch by epoch. `update` returns false once the score has not
+/// Tracks a validation score epoch by epoch (what uvp::fit does with options.patience > 0; use it
+/// directly with a loop of your own or a callback). `update` returns false once the score has not
 /// improved by more than `min_delta` for `patience` consecutive epochs; it keeps a copy of the
 /// parameters at the best score, which `restore` writes back. Works with any model, since every
 /// model's parameters are one flat buffer.

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// The affine map z = X w + b shared by the linear models: parameters, forward, backward and the
-// minibatch training loop.
+// The affine map z = X w + b shared by the linear models: parameters, forward, backward, and the
+// layer contract's forms through which uvp::fit (the one minibatch loop) trains them.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <vector>
 
 #include "uvp/backend/tags.hpp"
@@ -13,7 +12,9 @@
 #include "uvp/core/parameters.hpp"
 #include "uvp/core/random.hpp"
 #include "uvp/core/tensor.hpp"
-#include "uvp/training/fit_options.hpp"
+#include "uvp/nn/layer.hpp"
+#include "uvp/nn/module.hpp"
+#include "uvp/training/fit.hpp"
 
 namespace uvp::detail {
 
@@ -94,11 +95,26 @@ class AffineCore {
   Parameters<T> params_;
 };
 
-/// What the linear models share: the affine core and its accessors, and the checked forward pass
-/// behind predict / decision_function.
+/// What the linear models share: the affine core and its accessors, the checked forward pass
+/// behind predict / decision_function, and the layer contract's forms (forward(X, ctx) /
+/// backward(ctx, d_output), see uvp/nn/layer.hpp) through which uvp::fit trains them.
 template <class T>
 class LinearModelBase {
  public:
+  using value_type = T;
+  using input_type = ConstMatrixView<T>;
+  using output_type = ConstMatrixView<T>;
+
+  /// Per-call state of forward / backward: a view of X and the buffers of z and d_input (they
+  /// only grow). One per thread.
+  class Context : public NnContextBase {
+   private:
+    friend class LinearModelBase;
+    SavedRows<T> x_;
+    Vector<T> z_, g_;
+    std::vector<T> dx_;
+  };
+
   index n_features() const noexcept { return core_.n_features(); }
   Parameters<T>& parameters() noexcept { return core_.parameters(); }
   const Parameters<T>& parameters() const noexcept { return core_.parameters(); }
@@ -108,9 +124,58 @@ class LinearModelBase {
   T intercept() const noexcept { return core_.bias(); }
   void set_intercept(T b) noexcept { core_.set_bias(b); }
 
+  index input_width() const noexcept { return core_.n_features(); }
+  index output_width(index) const noexcept { return 1; }
+
+  /// z = X w + b (N x 1, a view owned by ctx, valid until its next forward). X: N x n_features;
+  /// its values are not scanned (decision_function / predict do that). Const and thread-safe
+  /// with one ctx per thread; keeps a view of X for backward.
+  ConstMatrixView<T> forward(ConstMatrixRef<T> X, Context& ctx) const {
+    nn_begin_forward(ctx, {{"n_features", core_.n_features()}});
+    check_cols(forward_name_, "X", X.cols(), core_.n_features());
+    const index n = X.rows();
+    if (ctx.z_.size() < n) ctx.z_.resize(n);
+    ctx.x_.set(X);
+    core_.forward(X, ctx.z_.head(n));
+    nn_end_forward(ctx);
+    return {ctx.z_.data(), n, 1};
+  }
+
+  /// Accumulates dL/dw and dL/db for d_output (N x 1, the gradient of ctx's last forward
+  /// output) and returns dL/dX = d_output w^T (N x n_features, owned by ctx).
+  ConstMatrixView<T> backward(Context& ctx, ConstMatrixRef<T> d_output) {
+    accumulate_gradients(ctx, d_output);
+    const index n = d_output.rows(), d = core_.n_features();
+    if (index(ctx.dx_.size()) < n * d) ctx.dx_.resize(std::size_t(n * d));
+    MatrixView<T> dx(ctx.dx_.data(), n, d);
+    dx.noalias() = d_output.col(0) * core_.weights().transpose();
+    return {ctx.dx_.data(), n, d};
+  }
+
+  /// backward without dL/dX (what uvp::fit calls: the input's gradient is never needed there).
+  void accumulate_gradients(Context& ctx, ConstMatrixRef<T> d_output) {
+    nn_require_forward(backward_name_, ctx, core_.name());
+    const auto X = ctx.x_.view();
+    check_shape(backward_name_, "d_output", d_output.rows(), d_output.cols(), X.rows(), 1);
+    if (d_output.rows() <= 1 || d_output.outerStride() == 1) {
+      core_.backward(X, ConstVectorView<T>(d_output.data(), d_output.rows()));
+    } else {
+      if (ctx.g_.size() < d_output.rows()) ctx.g_.resize(d_output.rows());
+      ctx.g_.head(d_output.rows()) = d_output.col(0);
+      core_.backward(X, ctx.g_.head(d_output.rows()));
+    }
+  }
+
+  /// Zeroes the gradient buffer.
+  void zero_grad() noexcept { core_.parameters().zero_grad(); }
+  /// Adds the L2 penalty's gradient (options.l2 * w, never on the bias) and returns its value
+  /// (l2 / 2) |w|^2: the regulariser uvp::fit adds to every minibatch's loss.
+  double add_penalty() noexcept { return core_.add_l2(l2_); }
+
  protected:
-  LinearModelBase(const char* name, index n_features, bool fit_intercept)
-      : core_(name, n_features, fit_intercept) {}
+  LinearModelBase(const char* name, index n_features, bool fit_intercept, double l2, const char* forward_name,
+                  const char* backward_name)
+      : core_(name, n_features, fit_intercept), l2_(l2), forward_name_(forward_name), backward_name_(backward_name) {}
 
   /// X w + b into out (size N), after checking X's shape and values.
   void checked_forward(const char* where, ConstMatrixRef<T> X, VectorRef<T> out) const {
@@ -119,111 +184,18 @@ class LinearModelBase {
     core_.forward(X, out);
   }
 
+  /// The models' minibatch fit: uvp::fit's loop (training/fit.hpp) on (X, y, sample_weight).
+  template <class Loss, class Optimizer, class... Callbacks>
+  FitResult fit_minibatch(const char* where, ConstMatrixRef<T> X, ConstVectorRef<T> y, Span<const T> sample_weight,
+                          Loss loss, Optimizer& opt, const FitOptions& options, Callbacks&... callbacks) {
+    const RowData<T> data(X, y, sample_weight);
+    return run_fit(where, *this, data, loss, opt, TrainOptions<RowData<T>>(options), callbacks...);
+  }
+
   AffineCore<T> core_;
+  double l2_ = 0;
+  const char* forward_name_;
+  const char* backward_name_;
 };
-
-/// Preallocated buffers of one training run: no allocation per step.
-template <class T>
-struct MinibatchBuffers {
-  Matrix<T> x;   // gathered rows (shuffled runs)
-  Vector<T> y, w, z, g;
-  std::vector<index> order;
-
-  void reserve(index batch, index d, index n, bool shuffle) {
-    z.resize(batch);
-    g.resize(batch);
-    if (!shuffle) return;  // batches are then views of the caller's rows: nothing to gather
-    x.resize(batch, d);
-    y.resize(batch);
-    w.resize(batch);
-    order.resize(std::size_t(n));
-    std::iota(order.begin(), order.end(), index(0));
-  }
-};
-
-/// The minibatch loop shared by the linear models. `step(Xb, yb, wb_or_empty, z, g) -> loss`
-/// computes forward, loss and backward into the core's gradient buffer; this loop zeroes grads,
-/// adds the L2 term, calls the optimizer and reports each epoch to the callbacks.
-template <class T, class Step, class Optimizer, class... Callbacks>
-FitResult run_minibatch_fit(const char* where, AffineCore<T>& core, ConstMatrixRef<T> X,
-                            ConstVectorRef<T> y, const T* sample_weight, double l2,
-                            Optimizer& opt, const FitOptions& options, Step&& step,
-                            Callbacks&... callbacks) {
-  check_fit_options(where, options);
-  check_fit_optimizer(where, opt);
-  const index n = X.rows(), d = X.cols();
-  const index bs = std::min(options.batch_size, n);
-  MinibatchBuffers<T> buf;
-  buf.reserve(bs, d, n, options.shuffle);
-  Rng rng(options.seed);
-  Parameters<T>& p = core.parameters();
-  std::vector<T> last_good(p.values().begin(), p.values().end());
-  FitResult result;
-  auto diverged = [&](index epoch, double loss) {
-    std::copy(last_good.begin(), last_good.end(), p.values().begin());
-    result.diverged = true;
-    result.epochs_run = epoch;
-    result.message = str(where, ": training diverged in epoch ", epoch, " (loss ", loss,
-                         ", or non-finite parameters); parameters restored to those after the last"
-                         " complete epoch (lower the learning rate)");
-    return result;
-  };
-
-  for (index epoch = 1; epoch <= options.epochs; ++epoch) {
-    if (options.shuffle) rng.shuffle(buf.order.begin(), buf.order.end());
-    double loss_sum = 0;
-    index batches = 0;
-    for (index s = 0; s < n; s += bs) {
-      const index m = std::min(bs, n - s);
-      auto z = buf.z.head(m);
-      auto g = buf.g.head(m);
-      p.zero_grad();
-      double loss;
-      if (options.shuffle) {
-        for (index r = 0; r < m; ++r) {
-          const index src = buf.order[std::size_t(s + r)];
-          buf.x.row(r) = X.row(src);
-          buf.y[r] = y[src];
-          if (sample_weight) buf.w[r] = sample_weight[src];
-        }
-        loss = step(ConstMatrixRef<T>(buf.x.topRows(m)), ConstVectorRef<T>(buf.y.head(m)),
-                    sample_weight ? buf.w.data() : nullptr, z, g);
-      } else {
-        loss = step(ConstMatrixRef<T>(X.middleRows(s, m)), ConstVectorRef<T>(y.segment(s, m)),
-                    sample_weight ? sample_weight + s : nullptr, z, g);
-      }
-      loss += core.add_l2(l2);
-      if (!std::isfinite(loss)) {
-        // Any NaN or inf in X makes its batch's loss non-finite, so X is checked here, only when
-        // needed, instead of in a separate pass over all of it before training.
-        for (index r = 0; r < m; ++r) {
-          const index src = options.shuffle ? buf.order[std::size_t(s + r)] : s + r;
-          for (index c = 0; c < d; ++c)
-            if (!std::isfinite(X(src, c))) {
-              std::copy(last_good.begin(), last_good.end(), p.values().begin());
-              raise<invalid_argument>(where, ": X has a non-finite value (", X(src, c), ") at row ", src,
-                                      ", column ", c);
-            }
-        }
-        return diverged(epoch, loss);
-      }
-      opt.step(p.values(), Span<const T>(p.grads()));
-      loss_sum += loss;
-      ++batches;
-    }
-    if (!p.values().as_vector().allFinite()) return diverged(epoch, loss_sum / double(batches));
-    std::copy(p.values().begin(), p.values().end(), last_good.begin());
-    result.epochs_run = epoch;
-    result.final_train_loss = loss_sum / double(batches);
-    EpochReport report{epoch, options.epochs, result.final_train_loss};
-    if (!notify_epoch(report, callbacks...)) {
-      result.stopped_early = true;
-      result.message = str("stopped by a callback after epoch ", epoch);
-      return result;
-    }
-  }
-  result.message = str("completed ", options.epochs, " epochs");
-  return result;
-}
 
 }  // namespace uvp::detail
