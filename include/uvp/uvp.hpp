@@ -78,4 +78,8 @@
 #include "uvp/optim/sgd.hpp"
 #include "uvp/testing/gradient_check.hpp"
 #include "uvp/training/early_stopping.hpp"
+#include "uvp/training/fit.hpp"
 #include "uvp/training/fit_options.hpp"
+#include "uvp/training/loss_functions.hpp"
+#include "uvp/training/predict.hpp"
+#include "uvp/training/training_data.hpp"

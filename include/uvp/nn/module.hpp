@@ -184,6 +184,8 @@ class Block {
 
   bool has_sparse_grad() const noexcept { return sparse_index_ >= 0; }
   const SparseRowGrad<T>& sparse_grad() const noexcept { return sparse_; }
+  /// Writable: what gradient clipping scales (the rows themselves must not be changed).
+  SparseRowGrad<T>& sparse_grad() noexcept { return sparse_; }
   /// The sparse tensor (has_sparse_grad() must be true).
   const TensorInfo& sparse_tensor() const noexcept { return tensors_[static_cast<std::size_t>(sparse_index_)]; }
 

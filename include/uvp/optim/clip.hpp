@@ -72,9 +72,7 @@ double clip_grad_norm(Model& model, double max_norm, bool error_if_nonfinite = f
   kernels::scale(T(coef), grads.data(), grads.size());
   if constexpr (detail::has_sparse_blocks<std::decay_t<decltype(p)>>::value)
     for (auto* b : p.sparse_blocks()) {
-      // The block exposes its sparse gradient read-only; the model (and so the block) is ours to
-      // modify here, as nn::step modifies its table.
-      auto& v = const_cast<std::vector<T>&>(b->sparse_grad().values);
+      auto& v = b->sparse_grad().values;
       kernels::scale(T(coef), v.data(), static_cast<index>(v.size()));
     }
   return total;
