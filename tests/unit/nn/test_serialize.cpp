@@ -209,10 +209,10 @@ TEST_CASE("load refuses bad files with a clear error and leaves the model bit-id
     UVP_CHECK_THROWS_WITH_SUBSTR(uvp::nn::load(bad, target), uvp::format_error,
                                  "is not a uvp model file (it does not start with \"UVPMODEL\")");
     bad = good;
-    put_u32(bad, 8, 2);
+    put_u32(bad, 8, 3);
     fix_crc(bad);
     UVP_CHECK_THROWS_WITH_SUBSTR(uvp::nn::load(bad, target), uvp::format_error,
-                                 "has format version 2; this build of uvp reads version 1");
+                                 "has format version 3; this build of uvp reads versions 1 and 2");
     bad = good;
     put_u32(bad, 12, 7);
     fix_crc(bad);
