@@ -34,6 +34,9 @@ struct CommonArgs {
   int threads = 1;   ///< the models are small: one thread is fastest (see --help)
   index epochs = 0;  ///< 0: the example's default
   double lr = 0;     ///< Adam's learning rate; 0: the example's default
+  double weight_decay = -1;  ///< AdamW's decoupled weight decay; < 0: the example's default
+  index patience = 0;        ///< early-stopping patience in epochs; 0: the example's default
+  index batch = 0;           ///< minibatch size; 0: the example's default
 };
 
 inline const char* common_usage() {
@@ -56,6 +59,9 @@ inline const char* common_usage() {
          "                         costs more than it saves; 0 = OpenMP's default)\n"
          "  --epochs N             maximum training epochs\n"
          "  --lr X                 Adam's learning rate\n"
+         "  --weight-decay X       AdamW's decoupled weight decay (0: plain Adam)\n"
+         "  --patience N           epochs without a better validation score before stopping\n"
+         "  --batch N              minibatch size\n"
          "  --help                 this text\n";
 }
 
@@ -65,6 +71,15 @@ N parse_number(const std::string& option, const std::string& text) {
   N value{};
   if (!(in >> value) || !in.eof())
     throw uvp::invalid_argument("option " + option + ": '" + text + "' is not a valid number");
+  return value;
+}
+
+/// A number >= lo (NaN refused).
+template <class N>
+N parse_at_least(const std::string& option, const std::string& text, N lo) {
+  const N value = parse_number<N>(option, text);
+  if (!(value >= lo))
+    throw uvp::invalid_argument("option " + option + ": '" + text + "' must be >= " + std::to_string(lo));
   return value;
 }
 
@@ -97,6 +112,9 @@ inline CommonArgs parse_common(int argc, char** argv, const std::string& default
     else if (k == "--threads") a.threads = parse_number<int>(k, value());
     else if (k == "--epochs") a.epochs = parse_number<index>(k, value());
     else if (k == "--lr") a.lr = parse_number<double>(k, value());
+    else if (k == "--weight-decay") a.weight_decay = parse_at_least(k, value(), 0.0);
+    else if (k == "--patience") a.patience = parse_at_least(k, value(), index(1));
+    else if (k == "--batch") a.batch = parse_at_least(k, value(), index(1));
     else if (k == "--help" || k == "-h") {
       std::fputs(usage.c_str(), stdout);
       std::fputs(common_usage(), stdout);
