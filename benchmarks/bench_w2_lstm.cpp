@@ -4,7 +4,9 @@
 // BCE-with-logits -> Adam (lr 1e-3).
 //
 //   bench_w2_lstm --benchmark_filter=W2
-// Name: W2_lstm_uvp/threads:1 and /threads:2 (uvp::ThreadCountGuard). One iteration is one step
+// Name: W2_lstm_uvp/threads:1 and /threads:2 (uvp::ThreadCountGuard). The model is one nn::Chain
+// (Embedding -> Lstm -> GlobalLastPool1d -> Dense, one parameter buffer) trained through the layer
+// contract: forward(TokenBatch, ctx), backward(ctx, d_logits). One iteration is one step
 // (forward, backward, nn::step, zero_grad) on the next of 8 pre-drawn batches
 // (support/lstm_data.hpp, the same ids and labels the LibTorch peer w2_lstm_torch trains on);
 // 30 warm-up steps, then 5 repetitions of 50 timed steps; the *_median row (median over the
@@ -13,21 +15,29 @@
 // The embedding's gradient is sparse and Adam updates only the rows a batch touched
 // (torch.optim.SparseAdam's rule); the peer uses torch::nn::Embedding's dense gradient with
 // torch::optim::Adam over the whole table, what a LibTorch model is written with by default.
+// W2_lstm_uvp_blocks/threads:{1,2}: the same model wired by hand from the same blocks (their
+// low-level forms, caller-owned buffers, a BlockList for the optimizer), timed the same way:
+// what the composed model costs over it. Same weights and data, so both report the same loss.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC PR 105593 inside Eigen's AVX-512 code
+// GCC PR 105593: false -W(maybe-)uninitialized inside the AVX-512 intrinsics Eigen and xsimd use.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 #include <benchmark/benchmark.h>
 
 #include <chrono>
 #include <ctime>
+#include <utility>
 
 #include "support/lstm_data.hpp"
 #include "uvp/core/parallel.hpp"
 #include "uvp/losses/bce_with_logits.hpp"
+#include "uvp/nn/chain.hpp"
 #include "uvp/nn/dense.hpp"
 #include "uvp/nn/embedding.hpp"
 #include "uvp/nn/lstm.hpp"
+#include "uvp/nn/pooling.hpp"
 #include "uvp/optim/adam.hpp"
 
 namespace {
@@ -38,10 +48,45 @@ double process_cpu_seconds() {
   return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
-/// The W2 model and everything one training step needs, allocated once.
+constexpr uvp::index B = 64, S = uvp_bench::lstm_seq_len, E = uvp_bench::lstm_embed, H = uvp_bench::lstm_hidden;
+
+using W2Net = uvp::nn::Chain<uvp::nn::Embedding<float>, uvp::nn::Lstm<float>, uvp::nn::GlobalLastPool1d<float>,
+                             uvp::nn::Dense<float>>;
+
+// The blocks are drawn one after the other from one Rng (function arguments have no order), as
+// the hand-wired model below draws them.
+W2Net make_w2_net() {
+  uvp::Rng rng{2};
+  uvp::nn::Embedding<float> emb(uvp_bench::lstm_vocab, E, rng);
+  uvp::nn::Lstm<float> lstm(E, H, rng);
+  uvp::nn::Dense<float> head(H, 1, rng);
+  W2Net net(std::move(emb), std::move(lstm), uvp::nn::GlobalLastPool1d<float>(), std::move(head));
+  net.set_names({"emb", "lstm", "pool", "head"});
+  return net;
+}
+
+/// The composed W2 model and everything one training step needs, allocated once (the context's
+/// buffers reach their size in the first step).
 struct W2Model {
-  static constexpr uvp::index B = 64, S = uvp_bench::lstm_seq_len, E = uvp_bench::lstm_embed,
-                              H = uvp_bench::lstm_hidden;
+  W2Net net = make_w2_net();
+  W2Net::Context ctx;
+  uvp::Adam<float> adam{uvp::AdamOptions{1e-3}};
+  uvp::Matrix<float> dz{B, 1};
+
+  double step(const std::int64_t* ids_ptr, const float* labels) {
+    const uvp::nn::TokenBatch x(uvp::Span<const uvp::index>(ids_ptr, B * S), B, S);
+    const uvp::ConstMatrixView<float> z = net.forward(x, ctx);
+    const double loss = uvp::bce_with_logits<float>(uvp::Span<const float>(z.data(), B),
+                                                    uvp::Span<const float>(labels, B), uvp::Span<float>(dz.data(), B));
+    net.backward(ctx, dz);
+    uvp::nn::step(adam, net);
+    net.zero_grad();
+    return loss;
+  }
+};
+
+/// The same model wired by hand from the blocks' low-level forms.
+struct W2Blocks {
   uvp::Rng rng{2};
   uvp::nn::Embedding<float> emb{uvp_bench::lstm_vocab, E, rng};
   uvp::nn::Lstm<float> lstm{E, H, rng};
@@ -68,7 +113,8 @@ struct W2Model {
   }
 };
 
-void W2_lstm_uvp(benchmark::State& state) {
+template <class Model>
+void run_w2(benchmark::State& state) {
   const int threads = int(state.range(0));
   if (threads > 1 && !uvp::has_openmp) {
     state.SkipWithError("uvp was built without OpenMP");
@@ -76,7 +122,7 @@ void W2_lstm_uvp(benchmark::State& state) {
   }
   static const uvp_bench::LstmData data = uvp_bench::make_lstm_data(64, 8, 2024);
   uvp::ThreadCountGuard guard(threads);
-  W2Model m;
+  Model m;
   std::int64_t k = 0;
   for (; k < 30; ++k) m.step(data.batch_ids(k), data.batch_labels(k));
   double loss = 0, cpu = 0;
@@ -93,15 +139,22 @@ void W2_lstm_uvp(benchmark::State& state) {
   state.counters["cpu_ms"] = 1e3 * cpu / double(state.iterations());
 }
 
-BENCHMARK(W2_lstm_uvp)
-    ->ArgName("threads")
-    ->Arg(1)
-    ->Arg(2)
-    ->Unit(benchmark::kMillisecond)
-    ->UseManualTime()
-    ->Iterations(50)
-    ->Repetitions(5)
-    ->ReportAggregatesOnly(true);
+void W2_lstm_uvp(benchmark::State& state) { run_w2<W2Model>(state); }
+void W2_lstm_uvp_blocks(benchmark::State& state) { run_w2<W2Blocks>(state); }
+
+#define UVP_W2_BENCH(fn)              \
+  BENCHMARK(fn)                       \
+      ->ArgName("threads")            \
+      ->Arg(1)                        \
+      ->Arg(2)                        \
+      ->Unit(benchmark::kMillisecond) \
+      ->UseManualTime()               \
+      ->Iterations(50)                \
+      ->Repetitions(5)                \
+      ->ReportAggregatesOnly(true)
+
+UVP_W2_BENCH(W2_lstm_uvp);
+UVP_W2_BENCH(W2_lstm_uvp_blocks);
 
 }  // namespace
 

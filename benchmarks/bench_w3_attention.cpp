@@ -2,7 +2,8 @@
 // W3: one training step of a self-attention sequence model (batch 32, seq len 50, vocab 10,000, d_model 64, 4 heads).
 //
 //   bench_w3_attention --benchmark_filter=W3
-// Name: W3_attention_step_uvp/threads:1 and /threads:2 (uvp::ThreadCountGuard). The model:
+// Name: W3_attention_step_uvp/threads:1 and /threads:2 (uvp::ThreadCountGuard). The model, one
+// nn::Chain with one parameter buffer:
 // Embedding(10000, 64, padding_idx 0) -> MultiHeadSelfAttention(64, 4) with the key-padding
 // mask of each sequence's length -> mean over the valid steps (GlobalMeanPool1d) -> Dense(64, 1)
 // -> BCE-with-logits (mean), Adam lr 1e-3 (the embedding's rows lazily, as nn::step does for
@@ -11,6 +12,9 @@
 // benchmarks/peers/libtorch/w3_attention.cpp, trains on). 20 warm-up steps, then each
 // repetition times 200 steps; 5 repetitions, the *_median row is the figure to compare.
 // Counters: loss (mean training BCE over the timed steps), cpu_ms (process CPU time per step).
+// W3_attention_step_uvp_blocks/threads:{1,2}: the same model wired by hand from the same blocks
+// (their low-level forms and caller-owned buffers, a BlockList for the optimizer): what the
+// composed model costs over it. Same weights and data, so both report the same loss.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
 // GCC PR 105593: false -W(maybe-)uninitialized inside the AVX-512 intrinsics Eigen and xsimd use.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -21,11 +25,13 @@
 
 #include <chrono>
 #include <ctime>
+#include <utility>
 
 #include "support/w3_data.hpp"
 #include "uvp/core/parallel.hpp"
 #include "uvp/losses/bce_with_logits.hpp"
 #include "uvp/nn/attention.hpp"
+#include "uvp/nn/chain.hpp"
 #include "uvp/nn/dense.hpp"
 #include "uvp/nn/embedding.hpp"
 #include "uvp/nn/module.hpp"
@@ -33,6 +39,8 @@
 #include "uvp/optim/adam.hpp"
 
 namespace {
+
+using D = uvp_bench::W3Data;
 
 double process_cpu_seconds() {
   timespec ts{};
@@ -45,9 +53,42 @@ const uvp_bench::W3Data& w3_data() {
   return data;
 }
 
-/// The model, its activations and gradients: everything a step touches, allocated once.
+using W3Net = uvp::nn::Chain<uvp::nn::Embedding<float>, uvp::nn::MultiHeadSelfAttention<float>,
+                             uvp::nn::GlobalMeanPool1d<float>, uvp::nn::Dense<float>>;
+
+// The blocks are drawn one after the other from one Rng (function arguments have no order), as
+// the hand-wired model below draws them.
+W3Net make_w3_net() {
+  uvp::Rng rng{42};
+  uvp::nn::Embedding<float> emb(D::vocab, D::d_model, rng, 0);
+  uvp::nn::MultiHeadSelfAttention<float> mha(D::d_model, D::heads, rng);
+  uvp::nn::Dense<float> head(D::d_model, 1, rng);
+  W3Net net(std::move(emb), std::move(mha), uvp::nn::GlobalMeanPool1d<float>(), std::move(head));
+  net.set_names({"embedding", "attention", "pool", "head"});
+  return net;
+}
+
+/// The composed model: the network, its context (every activation, allocated once) and Adam.
 struct W3Model {
-  using D = uvp_bench::W3Data;
+  W3Net net = make_w3_net();
+  W3Net::Context ctx;
+  uvp::Adam<float> adam{uvp::AdamOptions{}};
+  uvp::Matrix<float> dZ{D::batch, 1};
+
+  double step(const uvp_bench::W3Data& d, std::size_t k) {
+    net.zero_grad();
+    const uvp::nn::TokenBatch x(uvp::as_span(d.ids[k]), D::batch, D::seq_len, uvp::as_span(d.lengths[k]));
+    const uvp::ConstMatrixView<float> Z = net.forward(x, ctx);
+    const double loss = uvp::bce_with_logits(uvp::Span<const float>(Z.data(), D::batch), uvp::as_span(d.labels[k]),
+                                             uvp::Span<float>(dZ.data(), D::batch));
+    net.backward(ctx, dZ);
+    uvp::nn::step(adam, net);
+    return loss;
+  }
+};
+
+/// The same model wired by hand: its activations and gradients, everything a step touches, allocated once.
+struct W3Blocks {
   uvp::Rng rng{42};
   uvp::nn::Embedding<float> emb{D::vocab, D::d_model, rng, 0};
   uvp::nn::MultiHeadSelfAttention<float> mha{D::d_model, D::heads, rng};
@@ -80,7 +121,8 @@ struct W3Model {
   }
 };
 
-void W3_attention_step_uvp(benchmark::State& state) {
+template <class Model>
+void run_w3(benchmark::State& state) {
   const int threads = int(state.range(0));
   if (threads > 1 && !uvp::has_openmp) {
     state.SkipWithError("uvp was built without OpenMP");
@@ -88,7 +130,7 @@ void W3_attention_step_uvp(benchmark::State& state) {
   }
   uvp::ThreadCountGuard guard(threads);
   const uvp_bench::W3Data& d = w3_data();
-  W3Model model;
+  Model model;
   std::size_t k = 0;
   for (int i = 0; i < 20; ++i) model.step(d, k++ % d.ids.size());  // warm-up: buffers, Adam state
   double cpu = 0, loss_sum = 0;
@@ -107,15 +149,22 @@ void W3_attention_step_uvp(benchmark::State& state) {
   state.counters["cpu_ms"] = 1e3 * cpu / double(state.iterations());
 }
 
-BENCHMARK(W3_attention_step_uvp)
-    ->ArgName("threads")
-    ->Arg(1)
-    ->Arg(2)
-    ->Unit(benchmark::kMillisecond)
-    ->UseManualTime()
-    ->Iterations(200)
-    ->Repetitions(5)
-    ->ReportAggregatesOnly(true);
+void W3_attention_step_uvp(benchmark::State& state) { run_w3<W3Model>(state); }
+void W3_attention_step_uvp_blocks(benchmark::State& state) { run_w3<W3Blocks>(state); }
+
+#define UVP_W3_BENCH(fn)              \
+  BENCHMARK(fn)                       \
+      ->ArgName("threads")            \
+      ->Arg(1)                        \
+      ->Arg(2)                        \
+      ->Unit(benchmark::kMillisecond) \
+      ->UseManualTime()               \
+      ->Iterations(200)               \
+      ->Repetitions(5)                \
+      ->ReportAggregatesOnly(true)
+
+UVP_W3_BENCH(W3_attention_step_uvp);
+UVP_W3_BENCH(W3_attention_step_uvp_blocks);
 
 }  // namespace
 

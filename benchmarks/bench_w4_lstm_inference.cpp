@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // W4a / W4b: inference with the W2 model (Embedding(10000, 32) -> Lstm(32, 64) -> last hidden
 // state -> Dense(64, 1)) on a const model: the latency of one sequence and the throughput of
-// batches of 1,024 (seq_len 50).
+// batches of 1,024 (seq_len 50). The model is the nn::Chain W2 trains (Embedding -> Lstm ->
+// GlobalLastPool1d -> Dense) in eval mode, run by its const forward(TokenBatch, ctx): the Lstm
+// before the last-step pooling takes its inference path (forward_last, no history kept).
 //
 //   bench_w4_lstm_inference --benchmark_filter=W4
 // W4a_lstm_uvp/threads:{1,2}: one iteration is one forward of one sequence (the next of 256
@@ -10,9 +12,13 @@
 //   the global operator new this program replaces; 0 is the requirement).
 // W4b_lstm_uvp/threads:{1,2}: one iteration scores one batch of 1,024 sequences (the next of 4);
 //   5 repetitions of 10 batches; counter seq_per_s; compare the *_median rows.
+// W4a_lstm_uvp_blocks, W4b_lstm_uvp_blocks: the same, timed the same way, with the blocks wired
+//   by hand (their low-level forms into caller-owned buffers): what the composed model costs.
 // The sequences come from support/lstm_data.hpp, as in the LibTorch peer w4_lstm_inference_torch.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC PR 105593 inside Eigen's AVX-512 code
+// GCC PR 105593: false -W(maybe-)uninitialized inside the AVX-512 intrinsics Eigen and xsimd use.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // free() pairs with the malloc() below
 #endif
 
@@ -23,13 +29,16 @@
 #include <chrono>
 #include <cstdlib>
 #include <new>
+#include <utility>
 #include <vector>
 
 #include "support/lstm_data.hpp"
 #include "uvp/core/parallel.hpp"
+#include "uvp/nn/chain.hpp"
 #include "uvp/nn/dense.hpp"
 #include "uvp/nn/embedding.hpp"
 #include "uvp/nn/lstm.hpp"
+#include "uvp/nn/pooling.hpp"
 
 namespace {
 std::atomic<long> g_allocations{0};
@@ -60,31 +69,74 @@ void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::f
 
 namespace {
 
-/// The trained-model side of W2: immutable once built; each caller brings its own workspace.
-struct W4Model {
-  static constexpr uvp::index S = uvp_bench::lstm_seq_len, E = uvp_bench::lstm_embed, H = uvp_bench::lstm_hidden;
+constexpr uvp::index S = uvp_bench::lstm_seq_len, E = uvp_bench::lstm_embed, H = uvp_bench::lstm_hidden;
+
+using W4Net = uvp::nn::Chain<uvp::nn::Embedding<float>, uvp::nn::Lstm<float>, uvp::nn::GlobalLastPool1d<float>,
+                             uvp::nn::Dense<float>>;
+
+/// The composed model in eval mode, immutable once built; each caller brings its own context.
+/// The blocks are drawn one after the other from one Rng, as the hand-wired model draws them.
+const W4Net& net() {
+  static const W4Net n = [] {
+    uvp::Rng rng{2};
+    uvp::nn::Embedding<float> emb(uvp_bench::lstm_vocab, E, rng);
+    uvp::nn::Lstm<float> lstm(E, H, rng);
+    uvp::nn::Dense<float> head(H, 1, rng);
+    W4Net m(std::move(emb), std::move(lstm), uvp::nn::GlobalLastPool1d<float>(), std::move(head));
+    m.eval();
+    return m;
+  }();
+  return n;
+}
+
+/// Logits (batch x 1, owned by ctx) of `batch` sequences of ids: the composed const forward.
+uvp::ConstMatrixView<float> score(const W4Net& m, const std::int64_t* ids, uvp::index batch, W4Net::Context& ctx) {
+  return m.forward(uvp::nn::TokenBatch(uvp::Span<const uvp::index>(ids, batch * S), batch, S), ctx);
+}
+
+/// The hand-wired model: immutable once built; each caller brings its own workspace.
+struct W4Blocks {
   uvp::Rng rng{2};
   uvp::nn::Embedding<float> emb{uvp_bench::lstm_vocab, E, rng};
   uvp::nn::Lstm<float> lstm{E, H, rng};
   uvp::nn::Dense<float> head{H, 1, rng};
 };
 
-/// Per-caller buffers for batches of up to `batch` sequences.
+/// Per-caller buffers of the hand-wired model for batches of up to `batch` sequences.
 struct W4Workspace {
-  explicit W4Workspace(uvp::index batch) : X(batch * W4Model::S, W4Model::E), h(batch, W4Model::H), z(batch, 1) {}
+  explicit W4Workspace(uvp::index batch) : X(batch * S, E), h(batch, H), z(batch, 1) {}
   uvp::nn::LstmContext<float> ctx;
   uvp::Matrix<float> X, h, z;
 };
 
-/// Logits of `batch` sequences of ids into ws.z: the const forward path.
-void score(const W4Model& m, const std::int64_t* ids, uvp::index batch, W4Workspace& ws) {
-  const uvp::index S = W4Model::S;
+/// Logits of `batch` sequences of ids into ws.z: the blocks' low-level const forward path.
+uvp::ConstMatrixView<float> score(const W4Blocks& m, const std::int64_t* ids, uvp::index batch, W4Workspace& ws) {
   auto X = ws.X.topRows(batch * S);
   auto h = ws.h.topRows(batch);
   m.emb.forward(uvp::Span<const uvp::index>(ids, batch * S), X);
   m.lstm.forward_last(X, batch, S, {}, h, ws.ctx);
   m.head.forward(h, ws.z.topRows(batch));
+  return {ws.z.data(), batch, 1};
 }
+
+const W4Blocks& blocks_model() {
+  static const W4Blocks m;
+  return m;
+}
+
+// What each form's callers hold: the model and a per-caller context for batches up to `batch`.
+struct Composed {
+  const W4Net& m = net();
+  W4Net::Context ctx;
+  explicit Composed(uvp::index) {}
+  uvp::ConstMatrixView<float> operator()(const std::int64_t* ids, uvp::index batch) { return score(m, ids, batch, ctx); }
+};
+struct HandWired {
+  const W4Blocks& m = blocks_model();
+  W4Workspace ws;
+  explicit HandWired(uvp::index batch) : ws(batch) {}
+  uvp::ConstMatrixView<float> operator()(const std::int64_t* ids, uvp::index batch) { return score(m, ids, batch, ws); }
+};
 
 double percentile(std::vector<double>& v, double p) {
   const std::size_t k = std::min(v.size() - 1, std::size_t(p * double(v.size() - 1) + 0.5));
@@ -92,12 +144,8 @@ double percentile(std::vector<double>& v, double p) {
   return v[k];
 }
 
-const W4Model& model() {
-  static const W4Model m;
-  return m;
-}
-
-void W4a_lstm_uvp(benchmark::State& state) {
+template <class Form>
+void run_w4a(benchmark::State& state) {
   const int threads = int(state.range(0));
   if (threads > 1 && !uvp::has_openmp) {
     state.SkipWithError("uvp was built without OpenMP");
@@ -105,10 +153,9 @@ void W4a_lstm_uvp(benchmark::State& state) {
   }
   static const uvp_bench::LstmData data = uvp_bench::make_lstm_data(1, 256, 4004);
   uvp::ThreadCountGuard guard(threads);
-  const W4Model& m = model();
-  W4Workspace ws(1);
+  Form f(1);
   std::int64_t k = 0;
-  for (; k < 1000; ++k) score(m, data.batch_ids(k), 1, ws);
+  for (; k < 1000; ++k) f(data.batch_ids(k), 1);
   std::vector<double> us;
   us.reserve(std::size_t(state.max_iterations));
   long allocs = 0;
@@ -116,10 +163,10 @@ void W4a_lstm_uvp(benchmark::State& state) {
   for (auto _ : state) {
     const long a0 = g_allocations.load(std::memory_order_relaxed);
     const auto t0 = std::chrono::steady_clock::now();
-    score(m, data.batch_ids(k), 1, ws);
+    const uvp::ConstMatrixView<float> z = f(data.batch_ids(k), 1);
     const auto t1 = std::chrono::steady_clock::now();
     allocs += g_allocations.load(std::memory_order_relaxed) - a0;
-    sink += ws.z(0, 0);
+    sink += z(0, 0);
     ++k;
     const double s = std::chrono::duration<double>(t1 - t0).count();
     us.push_back(1e6 * s);
@@ -131,15 +178,23 @@ void W4a_lstm_uvp(benchmark::State& state) {
   state.counters["allocs_per_call"] = double(allocs) / double(state.iterations());
 }
 
-BENCHMARK(W4a_lstm_uvp)
-    ->ArgName("threads")
-    ->Arg(1)
-    ->Arg(2)
-    ->Unit(benchmark::kMicrosecond)
-    ->UseManualTime()
-    ->Iterations(20000);
+void W4a_lstm_uvp(benchmark::State& state) { run_w4a<Composed>(state); }
+void W4a_lstm_uvp_blocks(benchmark::State& state) { run_w4a<HandWired>(state); }
 
-void W4b_lstm_uvp(benchmark::State& state) {
+#define UVP_W4A_BENCH(fn)             \
+  BENCHMARK(fn)                       \
+      ->ArgName("threads")            \
+      ->Arg(1)                        \
+      ->Arg(2)                        \
+      ->Unit(benchmark::kMicrosecond) \
+      ->UseManualTime()               \
+      ->Iterations(20000)
+
+UVP_W4A_BENCH(W4a_lstm_uvp);
+UVP_W4A_BENCH(W4a_lstm_uvp_blocks);
+
+template <class Form>
+void run_w4b(benchmark::State& state) {
   const int threads = int(state.range(0));
   if (threads > 1 && !uvp::has_openmp) {
     state.SkipWithError("uvp was built without OpenMP");
@@ -148,16 +203,15 @@ void W4b_lstm_uvp(benchmark::State& state) {
   constexpr uvp::index batch = 1024;
   static const uvp_bench::LstmData data = uvp_bench::make_lstm_data(batch, 4, 4005);
   uvp::ThreadCountGuard guard(threads);
-  const W4Model& m = model();
-  W4Workspace ws(batch);
+  Form f(batch);
   std::int64_t k = 0;
-  for (; k < 2; ++k) score(m, data.batch_ids(k), batch, ws);
+  for (; k < 2; ++k) f(data.batch_ids(k), batch);
   float sink = 0;
   for (auto _ : state) {
     const auto t0 = std::chrono::steady_clock::now();
-    score(m, data.batch_ids(k), batch, ws);
+    const uvp::ConstMatrixView<float> z = f(data.batch_ids(k), batch);
     const auto t1 = std::chrono::steady_clock::now();
-    sink += ws.z(0, 0);
+    sink += z(0, 0);
     ++k;
     state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
   }
@@ -166,15 +220,22 @@ void W4b_lstm_uvp(benchmark::State& state) {
       benchmark::Counter(double(batch) * double(state.iterations()), benchmark::Counter::kIsRate);
 }
 
-BENCHMARK(W4b_lstm_uvp)
-    ->ArgName("threads")
-    ->Arg(1)
-    ->Arg(2)
-    ->Unit(benchmark::kMillisecond)
-    ->UseManualTime()
-    ->Iterations(10)
-    ->Repetitions(5)
-    ->ReportAggregatesOnly(true);
+void W4b_lstm_uvp(benchmark::State& state) { run_w4b<Composed>(state); }
+void W4b_lstm_uvp_blocks(benchmark::State& state) { run_w4b<HandWired>(state); }
+
+#define UVP_W4B_BENCH(fn)             \
+  BENCHMARK(fn)                       \
+      ->ArgName("threads")            \
+      ->Arg(1)                        \
+      ->Arg(2)                        \
+      ->Unit(benchmark::kMillisecond) \
+      ->UseManualTime()               \
+      ->Iterations(10)                \
+      ->Repetitions(5)                \
+      ->ReportAggregatesOnly(true)
+
+UVP_W4B_BENCH(W4b_lstm_uvp);
+UVP_W4B_BENCH(W4b_lstm_uvp_blocks);
 
 }  // namespace
 

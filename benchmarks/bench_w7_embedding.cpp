@@ -5,11 +5,14 @@
 //   bench_w7_embedding --benchmark_filter=W7 --benchmark_format=json
 // Names (each /threads:1 and /threads:2, uvp::ThreadCountGuard):
 //   W7_triad          STREAM-style triad (benchmarks/support/triad.hpp); counter GBs
-//   W7_embedding_uvp  zero_grad + Embedding::forward (gather into a 100,000 x 64 matrix) +
-//                     Embedding::backward (sparse row gradient); counter GBs = w7_bytes / time
-//                     (benchmarks/support/w7_data.hpp defines the bytes, the same for the
-//                     LibTorch peer), cpu_ms (process CPU time per step, all threads),
-//                     distinct_rows, ids_hash
+//   W7_embedding_uvp  the table as a model (an nn::Chain of one Embedding, its one parameter
+//                     buffer): zero_grad + forward(TokenBatch, ctx) (gather into the context's
+//                     100,000 x 64 rows) + backward(ctx, d_out) (sparse row gradient); counter
+//                     GBs = w7_bytes / time (benchmarks/support/w7_data.hpp defines the bytes, the
+//                     same for the LibTorch peer), cpu_ms (process CPU time per step, all
+//                     threads), distinct_rows, ids_hash
+//   W7_embedding_uvp_blocks  the same with the Embedding's low-level forms (forward(ids, out)
+//                     into a caller's matrix, backward(ids, d_out)): what the contract costs
 // 5 repetitions each; compare the *_median rows: frac = W7_embedding_uvp GBs / W7_triad GBs at
 // the same thread count. benchmarks/compare runs them with random interleaving.
 // Also, on 1 thread, the lazy optimizer step that follows (not part of W7's figure), to show
@@ -33,6 +36,7 @@
 #include "support/triad.hpp"
 #include "support/w7_data.hpp"
 #include "uvp/core/parallel.hpp"
+#include "uvp/nn/chain.hpp"
 #include "uvp/nn/embedding.hpp"
 #include "uvp/optim/adam.hpp"
 #include "uvp/optim/sgd.hpp"
@@ -75,6 +79,18 @@ Table& w7_table() {
   return table;
 }
 
+using TableModel = uvp::nn::Chain<Table>;
+
+// The same table (same seed) as a one-block model. Its own copy: the step benchmarks below use
+// w7_table()'s gradient.
+TableModel& w7_model() {
+  static TableModel model = [] {
+    uvp::Rng rng(70);
+    return TableModel(Table(uvp_bench::w7_rows, uvp_bench::w7_dim, rng));
+  }();
+  return model;
+}
+
 bool set_threads(benchmark::State& state) {
   if (state.range(0) > 1 && !uvp::has_openmp) {
     state.SkipWithError("uvp was built without OpenMP");
@@ -90,17 +106,10 @@ void W7_triad(benchmark::State& state) {
   state.counters["GBs"] = gbs;
 }
 
-void W7_embedding_uvp(benchmark::State& state) {
-  if (!set_threads(state)) return;
-  uvp::ThreadCountGuard guard(int(state.range(0)));
+// The timed loop of both forms: once() runs one zero_grad + gather + scatter.
+template <class Once>
+void run_w7(benchmark::State& state, Once once, const Table& table) {
   const W7Data& d = w7_data();
-  Table& table = w7_table();
-  uvp::Matrix<float> out(uvp_bench::w7_lookups, uvp_bench::w7_dim);
-  auto once = [&] {
-    table.zero_grad();
-    table.forward(d.ids, out);
-    table.backward(d.ids, d.d_out);
-  };
   once();  // warm-up: page-in, the gradient's buffers reach their size
   const double c0 = process_cpu_seconds();
   for (auto _ : state) {
@@ -108,11 +117,45 @@ void W7_embedding_uvp(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   state.counters["cpu_ms"] = 1e3 * (process_cpu_seconds() - c0) / double(state.iterations());
-  benchmark::DoNotOptimize(out.data());
   state.counters["GBs"] = benchmark::Counter(double(state.iterations()) * uvp_bench::w7_bytes * 1e-9,
                                              benchmark::Counter::kIsRate);
   state.counters["distinct_rows"] = double(table.sparse_grad().size());
   state.counters["ids_hash"] = double(d.hash);
+}
+
+void W7_embedding_uvp(benchmark::State& state) {
+  if (!set_threads(state)) return;
+  uvp::ThreadCountGuard guard(int(state.range(0)));
+  const W7Data& d = w7_data();
+  TableModel& model = w7_model();
+  TableModel::Context ctx;
+  const uvp::nn::TokenBatch ids(d.ids, 1, uvp_bench::w7_lookups);
+  const uvp::nn::SequenceBatch<float> d_out(d.d_out, 1, uvp_bench::w7_lookups);
+  run_w7(
+      state,
+      [&] {
+        model.zero_grad();
+        benchmark::DoNotOptimize(model.forward(ids, ctx).data);
+        model.backward(ctx, d_out);
+      },
+      model.get<0>());
+}
+
+void W7_embedding_uvp_blocks(benchmark::State& state) {
+  if (!set_threads(state)) return;
+  uvp::ThreadCountGuard guard(int(state.range(0)));
+  const W7Data& d = w7_data();
+  Table& table = w7_table();
+  uvp::Matrix<float> out(uvp_bench::w7_lookups, uvp_bench::w7_dim);
+  run_w7(
+      state,
+      [&] {
+        table.zero_grad();
+        table.forward(d.ids, out);
+        table.backward(d.ids, d.d_out);
+      },
+      table);
+  benchmark::DoNotOptimize(out.data());
 }
 
 // The optimizer step after W7's backward. Kind: 0 = the backward's rows, 1 = as many rows
@@ -176,8 +219,10 @@ void W7_step_adam(benchmark::State& state) {
 
 BENCHMARK(W7_triad)->ArgName("threads")->Arg(1)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime()->Unit(benchmark::kMillisecond);
 UVP_W7_BENCH(W7_embedding_uvp, 1);
+UVP_W7_BENCH(W7_embedding_uvp_blocks, 1);
 BENCHMARK(W7_triad)->ArgName("threads")->Arg(2)->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true)->UseRealTime()->Unit(benchmark::kMillisecond);
 UVP_W7_BENCH(W7_embedding_uvp, 2);
+UVP_W7_BENCH(W7_embedding_uvp_blocks, 2);
 
 #define UVP_W7_STEP(fn, kind, label) \
   BENCHMARK(fn)                      \
