@@ -7,7 +7,7 @@ workload_W2() {
   bin=$BIN
   [[ -x $PY ]] || { skip W2 "$PY not found (needed to read benchmark results)"; return; }
   setup_blas
-  run_bench "$bin" 'W2_' "$out"
+  run_bench "$bin" 'W2_lstm_uvp/' "$out"
   if torch_peer w2_lstm; then peer=$BIN; else peer=; why=$BUILD_REASON; fi
   for t in $THREADS; do
     local ms cpu

@@ -9,7 +9,7 @@ workload_W3() {
   bin=$BIN
   [[ -x $PY ]] || { skip W3 "$PY not found (needed to read benchmark results)"; return; }
   setup_blas
-  run_bench "$bin" 'W3_' "$out"
+  run_bench "$bin" 'W3_attention_step_uvp/' "$out"
   if torch_peer w3_attention; then peer=$BIN; else peer=; why=$BUILD_REASON; fi
   for t in $THREADS; do
     local ms cpu

@@ -8,7 +8,7 @@ workload_W4a() {
   bin=$BIN
   [[ -x $PY ]] || { skip W4a "$PY not found (needed to read benchmark results)"; return; }
   setup_blas
-  run_bench "$bin" 'W4a_' "$out"
+  run_bench "$bin" 'W4a_lstm_uvp/' "$out"
   if torch_peer w4_lstm_inference; then peer=$BIN; else peer=; why=$BUILD_REASON; fi
   for t in $THREADS; do
     local p50 p99 allocs

@@ -7,7 +7,7 @@ workload_W4b() {
   bin=$BIN
   [[ -x $PY ]] || { skip W4b "$PY not found (needed to read benchmark results)"; return; }
   setup_blas
-  run_bench "$bin" 'W4b_' "$out"
+  run_bench "$bin" 'W4b_lstm_uvp/' "$out"
   if torch_peer w4_lstm_inference; then peer=$BIN; else peer=; why=$BUILD_REASON; fi
   for t in $THREADS; do
     local rate

@@ -16,7 +16,7 @@ workload_W7() {
   uvp_bench bench_w7_embedding || { skip W7 "$BUILD_REASON"; return; }
   bin=$BIN
   [[ -x $PY ]] || { skip W7 "$PY not found (needed to read benchmark results)"; return; }
-  run_bench "$bin" 'W7_(triad|embedding_uvp)' "$out" --benchmark_enable_random_interleaving=true
+  run_bench "$bin" 'W7_(triad|embedding_uvp/)' "$out" --benchmark_enable_random_interleaving=true
   local peer= why=
   if torch_peer w7_embedding; then peer=$BIN; else why=$BUILD_REASON; fi
   setup_blas
