@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
-// Serving a trained model: loads the purchase_lstm model (weights + settings file), scores a CSV
-// of token sequences in batch, answers single requests from several threads on one const model,
-// and checks that both give the same scores, bit for bit.
+// Serving a trained model: loads any model an example saved (purchase_lstm, purchase_attention,
+// intent_conv1d) from its model file alone, scores a CSV of token sequences in batch, answers
+// single requests from several threads on one const model, and checks that both give the same
+// scores, bit for bit.
 //
-//   serve [--model DIR] [--input CSV] [--threads N] [--requests N] [--batch N] [--out DIR]
+//   serve [--model PATH] [--input CSV] [--threads N] [--requests N] [--batch N] [--out DIR]
 //
-//   DIR/purchase_lstm.txt    settings written by purchase_lstm: architecture, max_len, vocabulary
-//   DIR/purchase_lstm.uvpm   weights (uvp::nn::save)
-//
-// The model is rebuilt from the settings (Embedding -> Lstm -> Dense on the last hidden state),
-// then uvp::nn::load fills its weights. Every scoring call is const: the model is shared by all
-// threads, each of which owns a Workspace (the buffers and the Lstm context of its calls).
+// PATH is a model file, or a directory holding one of purchase_lstm.uvpm, purchase_attention.uvpm,
+// intent_conv1d.uvpm (the first found, in that order). uvp::nn::load_model rebuilds the blocks from
+// the architecture the file stores and loads their weights: no C++ type of the model and no
+// settings file. The tokens are examples/common's Vocabulary, as for the examples that train.
+// Every scoring call is const: the model is shared by all threads, each of which owns a Workspace
+// (the AnyModel context of its calls and an id buffer).
 //
 // Prints one `name: value` per line; writes DIR/scores.csv (customer_id, tokens, logit, p).
 #include <algorithm>
@@ -19,27 +20,20 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <filesystem>
-#include <fstream>
-#include <iostream>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "../common/cdnow_sequences.hpp"
 #include "uvp/core/error.hpp"
 #include "uvp/core/parallel.hpp"
-#include "uvp/core/random.hpp"
 #include "uvp/core/tensor.hpp"
 #include "uvp/data/csv.hpp"
 #include "uvp/io/file.hpp"
-#include "uvp/nn/dense.hpp"
-#include "uvp/nn/embedding.hpp"
-#include "uvp/nn/lstm.hpp"
-#include "uvp/nn/serialize.hpp"
+#include "uvp/nn/any_model.hpp"
 
 #ifndef UVP_EXAMPLE_DATA_DIR
 #define UVP_EXAMPLE_DATA_DIR "examples/data"
@@ -52,7 +46,7 @@ namespace ex = uvp_examples;
 using Clock = std::chrono::steady_clock;
 
 struct Args {
-  std::string model = "out/purchase_lstm";  // purchase_lstm's default --out, from the same directory
+  std::string model = "out/purchase_lstm";  // a model file or a directory; purchase_lstm's default --out
   std::string input;                        // empty: the bundled CDNOW sample, tokenised here
   std::string save_input;                   // write the sequences as a token CSV
   std::string out = "out/serve";
@@ -63,16 +57,18 @@ struct Args {
 };
 
 const char* usage_text =
-    "usage: serve [--model DIR] [--input CSV] [--threads N] [--requests N] [--batch N] [--out DIR]\n"
+    "usage: serve [--model PATH] [--input CSV] [--threads N] [--requests N] [--batch N] [--out DIR]\n"
     "             [--save-input CSV] [--alone]\n"
-    "Scores customer purchase-token sequences with the model purchase_lstm saved: in batch, and as\n"
+    "Scores customer purchase-token sequences with a model an example saved: in batch, and as\n"
     "single requests from N threads on one const model; checks both give the same scores.\n"
-    "  --model DIR       directory with purchase_lstm.txt and purchase_lstm.uvpm\n"
-    "                    (default out/purchase_lstm: run `purchase_lstm` from the same directory)\n"
+    "  --model PATH      a model file (.uvpm), or a directory with purchase_lstm.uvpm,\n"
+    "                    purchase_attention.uvpm or intent_conv1d.uvpm (the first found, in that\n"
+    "                    order); rebuilt from the file alone (default out/purchase_lstm: run\n"
+    "                    `purchase_lstm` from the same directory)\n"
     "  --input CSV       sequences to score: header customer_id,tokens; tokens = space-separated\n"
     "                    vocabulary ids, oldest purchase first, END token last, no padding\n"
-    "                    (default: the bundled CDNOW sample, tokenised with the model's vocabulary\n"
-    "                    and calibration_end)\n"
+    "                    (default: the bundled CDNOW sample, tokenised as the examples' training\n"
+    "                    data: examples/common's vocabulary and calibration_end)\n"
     "  --save-input CSV  also write the sequences scored in that format\n"
     "  --threads N       request threads, and OpenMP threads of the batch scoring (2)\n"
     "  --requests N      single requests to time, over all threads (20000)\n"
@@ -120,132 +116,117 @@ Args parse_args(int argc, char** argv) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The settings file: "key value" lines, '#' comments. The architecture lines name the block
-// types with their constructor arguments, e.g. "lstm uvp::nn::Lstm<float>(32, 64)".
+// The model: whatever a saved example model file describes, rebuilt by uvp::nn::load_model.
 
-struct Settings {
-  index vocabulary = 0, embed = 0, padding = 0;  // Embedding(vocabulary, embed, padding)
-  index lstm_in = 0, hidden = 0;                 // Lstm(lstm_in, hidden)
-  index head_in = 0, head_out = 0;               // Dense(head_in, head_out)
-  index max_len = 0;
-  std::string calibration_end, holdout_end;
-};
+/// The example model files, in the order a --model directory is searched.
+constexpr const char* kModelFiles[] = {"purchase_lstm.uvpm", "purchase_attention.uvpm", "intent_conv1d.uvpm"};
 
-// The integers between the parentheses of "<type>(a, b, name c)", after checking the type.
-std::vector<index> constructor_args(const std::string& path, const std::string& key, const std::string& value,
-                                    const std::string& type, std::size_t count) {
-  const auto open = value.find('('), close = value.rfind(')');
-  if (value.compare(0, type.size(), type) != 0 || open == std::string::npos || close == std::string::npos ||
-      close < open)
-    uvp::detail::raise<uvp::format_error>(path, ": '", key, "' is '", value, "', expected ", type,
-                                          "(...) (this server rebuilds only that architecture)");
-  std::vector<index> out;
-  std::string digits;
-  for (std::size_t i = open + 1; i <= close; ++i) {
-    if (i < close && value[i] >= '0' && value[i] <= '9') {
-      digits += value[i];
-    } else if (!digits.empty()) {
-      out.push_back(std::stoll(digits));
-      digits.clear();
-    }
-  }
-  if (out.size() != count)
-    uvp::detail::raise<uvp::format_error>(path, ": '", key, "' is '", value, "', expected ", count,
-                                          " integer arguments");
-  return out;
+/// The model file --model names: the path itself when it is a file, else the first of kModelFiles
+/// in that directory; empty when there is none.
+std::string find_model_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) return path;
+  if (!fs::is_directory(path, ec)) return {};
+  for (const char* name : kModelFiles)
+    if (fs::is_regular_file(fs::path(path) / name, ec)) return (fs::path(path) / name).string();
+  return {};
 }
 
-Settings read_settings(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) uvp::detail::raise<uvp::io_error>("cannot open '", path, "'");
-  std::unordered_map<std::string, std::string> kv;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty() || line[0] == '#') continue;
-    const auto sp = line.find(' ');
-    kv[line.substr(0, sp)] = sp == std::string::npos ? std::string() : line.substr(sp + 1);
-  }
-  const auto get = [&](const std::string& key) -> const std::string& {
-    const auto it = kv.find(key);
-    if (it == kv.end()) uvp::detail::raise<uvp::format_error>(path, ": no '", key, "' line");
-    return it->second;
-  };
-  Settings s;
-  const auto e = constructor_args(path, "embedding", get("embedding"), "uvp::nn::Embedding<float>", 3);
-  const auto l = constructor_args(path, "lstm", get("lstm"), "uvp::nn::Lstm<float>", 2);
-  const auto h = constructor_args(path, "head", get("head"), "uvp::nn::Dense<float>", 2);
-  s.vocabulary = e[0], s.embed = e[1], s.padding = e[2];
-  s.lstm_in = l[0], s.hidden = l[1];
-  s.head_in = h[0], s.head_out = h[1];
-  s.max_len = parse_number<index>(path + ": max_len", get("max_len"));
-  s.calibration_end = get("calibration_end");
-  s.holdout_end = get("holdout_end");
-  if (s.lstm_in != s.embed || s.head_in != s.hidden || s.head_out != 1 || s.max_len < 2)
-    uvp::detail::raise<uvp::format_error>(path, ": inconsistent architecture: Embedding(", s.vocabulary, ", ",
-                                          s.embed, ") -> Lstm(", s.lstm_in, ", ", s.hidden, ") -> Dense(", s.head_in,
-                                          ", ", s.head_out, "), max_len ", s.max_len);
-  // The tokeniser below is examples/common's Vocabulary: the file must describe the same one.
-  if (parse_number<index>(path + ": vocabulary_size", get("vocabulary_size")) != ex::Vocabulary::size ||
-      s.vocabulary != ex::Vocabulary::size || s.padding != ex::Vocabulary::padding)
-    uvp::detail::raise<uvp::format_error>(path, ": vocabulary of ", s.vocabulary, " ids (padding ", s.padding,
-                                          "), this server tokenises with ", ex::Vocabulary::size, " (padding ",
-                                          ex::Vocabulary::padding, ")");
-  return s;
+/// "Sum(Embedding, PositionEmbedding)": a block's kind, with its children's for a composite.
+std::string describe(const uvp::nn::BlockSpec& s) {
+  std::string out = s.kind;
+  for (std::size_t c = 0; c < s.children.size(); ++c) out += (c ? ", " : "(") + describe(s.children[c]);
+  return s.children.empty() ? out : out + ")";
 }
 
-// ---------------------------------------------------------------------------------------------
-// The model: the blocks purchase_lstm trains, rebuilt from the settings, scored const.
+/// The first argument `name` of a block of `kind` in the architecture (depth first), or -1.
+double find_arg(const uvp::nn::BlockSpec& s, const std::string& kind, const std::string& name) {
+  if (s.kind == kind)
+    for (const auto& a : s.args)
+      if (a.first == name) return a.second;
+  for (const auto& c : s.children) {
+    const double v = find_arg(c, kind, name);
+    if (v >= 0) return v;
+  }
+  return -1;
+}
 
 class PurchaseModel {
  public:
   /// Everything one thread's calls write: only grows, so a thread's steady state allocates nothing.
   struct Workspace {
-    std::vector<float> emb, h_last;
+    uvp::nn::AnyModel<float>::Context ctx;
     std::vector<index> ids;
-    uvp::nn::Lstm<float>::Context lstm;
   };
 
-  PurchaseModel(const Settings& s, uvp::Rng& rng)
-      : settings_(s),
-        embedding_(s.vocabulary, s.embed, rng, s.padding),
-        lstm_(s.lstm_in, s.hidden, rng),
-        head_(s.head_in, s.head_out, rng) {}
-
-  /// The entries purchase_lstm saved ("embedding", "lstm", "head"), for uvp::nn::load.
-  uvp::nn::BlockList<float> blocks() {
-    return uvp::nn::blocks<float>("embedding", embedding_, "lstm", lstm_, "head", head_);
+  /// Rebuilds the model `path` holds from the file alone (architecture, then weights: names,
+  /// shapes and checksum checked; an unknown block kind is the library's uvp::format_error), and
+  /// checks it is a model this server can feed: token ids of examples/common's vocabulary in, one
+  /// logit per sequence out.
+  explicit PurchaseModel(const std::string& path) : file_(path), model_(uvp::nn::load_model<float>(path)) {
+    model_.eval();  // Dropout off; a recurrent block before GlobalLastPool1d runs forward_last
+    const auto arch = model_.architecture();
+    for (const auto& block : arch) architecture_ += (architecture_.empty() ? "" : " -> ") + describe(block.second);
+    if (model_.input_kind() != uvp::nn::BatchKind::tokens || model_.output_kind() != uvp::nn::BatchKind::rows ||
+        model_.output_width() != 1)
+      uvp::detail::raise<uvp::format_error>("'", path, "': the model (", architecture_, ") reads ",
+                                            uvp::nn::batch_kind_name(model_.input_kind()), " and gives ",
+                                            uvp::nn::batch_kind_name(model_.output_kind()), " of width ",
+                                            model_.output_width(),
+                                            "; this server scores token sequences with one logit each");
+    // The tokeniser is examples/common's Vocabulary, as for the examples that train: the token
+    // table must have its size. A position table caps the sequence length.
+    double vocabulary = -1, max_steps = -1;
+    for (const auto& block : arch) {
+      if (vocabulary < 0) vocabulary = find_arg(block.second, "Embedding", "num_embeddings");
+      if (max_steps < 0) max_steps = find_arg(block.second, "PositionEmbedding", "max_steps");
+    }
+    if (vocabulary < 0)
+      uvp::detail::raise<uvp::format_error>("'", path, "': the model (", architecture_,
+                                            ") has no Embedding; this server feeds token ids to one");
+    if (vocabulary != double(ex::Vocabulary::size))
+      uvp::detail::raise<uvp::format_error>("'", path, "': the model's token table (Embedding) has ", vocabulary,
+                                            " ids, this server tokenises with ", ex::Vocabulary::size);
+    max_len_ = ex::DatasetOptions{}.max_len;
+    if (max_steps >= 1 && max_steps < double(max_len_)) max_len_ = index(max_steps);
   }
+
+  const std::string& file() const noexcept { return file_; }
+  /// The blocks' kinds joined by " -> ".
+  const std::string& architecture() const noexcept { return architecture_; }
+  index parameter_count() const noexcept { return model_.parameter_count(); }
+  /// Tokens per sequence: examples/common's max_len (what the examples train on), or fewer if the
+  /// model's position table is shorter. Longer sequences keep their last max_len tokens.
+  index max_len() const noexcept { return max_len_; }
 
   /// Logits of `batch` sequences: ids is batch x seq_len (row-major, padded with any valid id,
   /// e.g. the padding id), lengths their valid tokens, each in [1, seq_len]. seq_len may be
-  /// anything from the longest length up (the blocks skip the padding steps; a shorter seq_len
-  /// only saves the input projections of padding positions). Const and thread-safe with one
-  /// Workspace per thread.
+  /// anything from the longest length up to max_len() (the blocks leave the padding steps out: a
+  /// shorter seq_len only saves work). Const and thread-safe with one Workspace per thread.
   void logits(const index* ids, const index* lengths, index batch, index seq_len, Workspace& ws, float* out) const {
-    const index E = settings_.embed, H = settings_.hidden;
-    grow(ws.emb, batch * seq_len * E), grow(ws.h_last, batch * H);
-    const uvp::MatrixView<float> emb(ws.emb.data(), batch * seq_len, E), h_last(ws.h_last.data(), batch, H);
-    embedding_.forward(uvp::Span<const index>(ids, batch * seq_len), emb);
-    lstm_.forward_last(emb, batch, seq_len, uvp::Span<const index>(lengths, batch), h_last, ws.lstm);
-    head_.forward(h_last, uvp::MatrixView<float>(out, batch, 1));
+    const uvp::nn::TokenBatch x(uvp::Span<const index>(ids, batch * seq_len), batch, seq_len,
+                                uvp::Span<const index>(lengths, batch));
+    const uvp::ConstMatrixView<float> y = model_.forward(x, ws.ctx);  // batch x 1, owned by ws.ctx
+    for (index b = 0; b < batch; ++b) out[b] = y(b, 0);
   }
 
   /// One request: the logit of one sequence of n tokens (n in [1, max_len]).
   ///
   /// It is run as a batch of two, the request and a one-token filler (the padding id), because
   /// Eigen evaluates a product with one row by a matrix-vector kernel (a dot product for 1 x 1)
-  /// that sums in another order than the matrix-matrix kernel of two or more rows: alone, a
-  /// request's logit would differ from its batch logit in the last bits (measured: 1278 of the
-  /// 2357 CDNOW customers, |difference| <= 4.8e-7). With two rows every row goes through the
-  /// same kernels as in a batch. (Lstm::forward_last works in blocks of about 1 MiB of input
-  /// projections, 1024 / seq_len sequences here; a batch whose last block held one sequence
-  /// would put that one through the matrix-vector kernel again. main() checks every score.)
+  /// that sums in another order than the kernel of two or more rows: alone, a request's logit
+  /// would differ from its batch logit in the last bits (measured with the composed model, see
+  /// README.md). With two rows every row goes through the same kernels as in a batch. This pairing
+  /// is a workaround that issue #15 is to make unnecessary. (Lstm::forward_last works in blocks of
+  /// about 1 MiB of input projections, 1024 / seq_len sequences here; a batch whose last block
+  /// held one sequence would put that one through the matrix-vector kernel again. main() checks
+  /// every score.)
   float request(const index* tokens, index n, Workspace& ws) const {
     const std::size_t need = std::size_t(2 * n);
     if (ws.ids.size() < need) ws.ids.resize(need);
     std::copy_n(tokens, n, ws.ids.data());
-    std::fill_n(ws.ids.data() + n, n, settings_.padding);
+    std::fill_n(ws.ids.data() + n, n, ex::Vocabulary::padding);
     const index lengths[2] = {n, 1};
     float out[2];
     logits(ws.ids.data(), lengths, 2, n, ws, out);
@@ -260,14 +241,9 @@ class PurchaseModel {
   }
 
  private:
-  static void grow(std::vector<float>& v, index n) {
-    if (static_cast<index>(v.size()) < n) v.resize(static_cast<std::size_t>(n));
-  }
-
-  Settings settings_;
-  uvp::nn::Embedding<float> embedding_;
-  uvp::nn::Lstm<float> lstm_;
-  uvp::nn::Dense<float> head_;
+  std::string file_, architecture_;
+  uvp::nn::AnyModel<float> model_;
+  index max_len_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -320,13 +296,12 @@ Sequences read_token_csv(const std::string& path, index max_len) {
   return s;
 }
 
-// The bundled CDNOW log, tokenised exactly as purchase_lstm's training data (same builder).
-Sequences bundled_sequences(const Settings& st) {
+// The bundled CDNOW sample, tokenised exactly as the examples' training data (the same builder
+// and its default calibration_end).
+Sequences bundled_sequences(index max_len) {
   const std::string path = std::string(UVP_EXAMPLE_DATA_DIR) + "/cdnow/CDNOW_sample.txt";
   ex::DatasetOptions o;
-  o.calibration_end = uvp::parse_date(st.calibration_end);
-  o.holdout_end = uvp::parse_date(st.holdout_end);
-  o.max_len = st.max_len;
+  o.max_len = max_len;
   const ex::CdnowDataset ds = ex::build_dataset(ex::read_cdnow_purchases(path), o);
   return {ds.id, ds.tokens, ds.lengths, ds.max_len};
 }
@@ -346,6 +321,26 @@ void write_token_csv(const std::string& path, const Sequences& s) {
   uvp::write_file_atomic(path, text, "serve");
 }
 
+// Runs f(w) for w in [0, threads) on as many threads (on the calling one for a single thread);
+// once all have finished, rethrows the first exception one of them raised.
+template <class F>
+void on_threads(int threads, const F& f) {
+  if (threads == 1) return f(0);
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(threads));
+  std::vector<std::thread> pool;
+  for (int w = 0; w < threads; ++w)
+    pool.emplace_back([&, w] {
+      try {
+        f(w);
+      } catch (...) {
+        errors[std::size_t(w)] = std::current_exception();
+      }
+    });
+  for (auto& th : pool) th.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // Quantile q of sorted values (linear interpolation, numpy's default).
@@ -356,34 +351,37 @@ double quantile(const std::vector<double>& sorted, double q) {
 }
 
 int run(const Args& a) {
-  const std::string settings_path = a.model + "/purchase_lstm.txt", weights_path = a.model + "/purchase_lstm.uvpm";
-  for (const auto& p : {settings_path, weights_path})
-    if (!std::filesystem::exists(p)) {
-      std::fprintf(stderr,
-                   "serve: no model in '%s' (%s is missing).\n"
-                   "Create it with the purchase_lstm example, run from this directory:\n"
-                   "  purchase_lstm --out %s\n"
-                   "(from a CMake build tree: BUILD/examples/purchase_lstm/purchase_lstm --out %s)\n",
-                   a.model.c_str(), p.c_str(), a.model.c_str(), a.model.c_str());
-      return 3;
-    }
+  const std::string file = find_model_file(a.model);
+  if (file.empty()) {
+    // A path to a .uvpm file: the examples write it into their --out directory.
+    const bool named_file = std::filesystem::path(a.model).extension() == ".uvpm";
+    const std::string dir = named_file ? std::filesystem::path(a.model).parent_path().string() : a.model;
+    std::fprintf(stderr,
+                 "serve: no model in '%s' (%s).\n"
+                 "Create one with an example that trains, run from this directory:\n"
+                 "  purchase_lstm --out %s\n"
+                 "(or purchase_attention / intent_conv1d --out %s; from a CMake build tree:\n"
+                 " BUILD/examples/purchase_lstm/purchase_lstm --out %s)\n",
+                 a.model.c_str(),
+                 named_file ? "no such file"
+                            : "no purchase_lstm.uvpm, purchase_attention.uvpm or intent_conv1d.uvpm there",
+                 dir.empty() ? "." : dir.c_str(), dir.empty() ? "." : dir.c_str(), dir.empty() ? "." : dir.c_str());
+    return 3;
+  }
 
-  // Load: rebuild the blocks from the settings, then the weights (checked: names, shapes, CRC).
+  // Load: the architecture and the weights, from the file alone (uvp::nn::load_model).
   auto t0 = Clock::now();
-  const Settings st = read_settings(settings_path);
-  uvp::Rng rng(0);  // any initialisation: every value is overwritten by load
-  PurchaseModel model_storage(st, rng);
-  uvp::nn::load(weights_path, model_storage.blocks());
-  const PurchaseModel& model = model_storage;  // from here on, only const calls
+  const PurchaseModel model(file);  // from here on, only const calls
   const double t_load = seconds(Clock::now() - t0);
+  const index max_len = model.max_len();
 
-  const Sequences seqs = a.input.empty() ? bundled_sequences(st) : read_token_csv(a.input, st.max_len);
+  const Sequences seqs = a.input.empty() ? bundled_sequences(max_len) : read_token_csv(a.input, max_len);
   if (!a.save_input.empty()) write_token_csv(a.save_input, seqs);
   const index n = seqs.size();
-  std::printf("model: %s\n", weights_path.c_str());
-  std::printf("architecture: Embedding(%ld, %ld) -> Lstm(%ld, %ld) -> Dense(%ld, 1)\n", long(st.vocabulary),
-              long(st.embed), long(st.lstm_in), long(st.hidden), long(st.head_in));
-  std::printf("max_len: %ld\n", long(st.max_len));
+  std::printf("model: %s\n", model.file().c_str());
+  std::printf("architecture: %s\n", model.architecture().c_str());
+  std::printf("parameters: %ld\n", long(model.parameter_count()));
+  std::printf("max_len: %ld\n", long(max_len));
   std::printf("input: %s\n", a.input.empty() ? "bundled CDNOW sample (tokenised on the fly)" : a.input.c_str());
   std::printf("sequences: %ld\n", long(n));
   std::printf("threads: %d\n", a.threads);
@@ -409,7 +407,7 @@ int run(const Args& a) {
   const index batches = (n + a.batch - 1) / a.batch;
   const auto score_batches = [&](BatchBuffers& bb, std::atomic<index>& next_batch) {
     uvp::set_num_threads(1);
-    bb.ids.resize(std::size_t(a.batch * st.max_len)), bb.lengths.resize(std::size_t(a.batch));
+    bb.ids.resize(std::size_t(a.batch * max_len)), bb.lengths.resize(std::size_t(a.batch));
     bb.out.resize(std::size_t(a.batch));
     for (index k = next_batch++; k < batches; k = next_batch++) {
       const index s = k * a.batch, m = std::min(a.batch, n - s);
@@ -428,11 +426,7 @@ int run(const Args& a) {
   };
   const auto score_all = [&] {
     std::atomic<index> next_batch{0};
-    if (a.threads == 1) return score_batches(buffers[0], next_batch);
-    std::vector<std::thread> pool;
-    for (int w = 0; w < a.threads; ++w)
-      pool.emplace_back([&, w] { score_batches(buffers[std::size_t(w)], next_batch); });
-    for (auto& th : pool) th.join();
+    on_threads(a.threads, [&](int w) { score_batches(buffers[std::size_t(w)], next_batch); });
   };
   score_all();
   index passes = 0;
@@ -451,32 +445,23 @@ int run(const Args& a) {
   std::vector<float> single_logits(static_cast<std::size_t>(n), std::nanf(""));
   std::vector<std::vector<double>> latency(static_cast<std::size_t>(a.threads));
   std::atomic<index> next{0};
-  std::vector<std::string> errors(static_cast<std::size_t>(a.threads));
   const auto worker = [&](int w) {
-    try {
-      uvp::set_num_threads(1);  // one request = one core; the threads give the parallelism
-      PurchaseModel::Workspace mine;
-      auto& lat = latency[std::size_t(w)];
-      lat.reserve(std::size_t(a.requests / a.threads + 1));
-      for (index k = next++; k < a.requests + n; k = next++) {
-        const index i = k % n, len = seqs.lengths[std::size_t(i)];
-        const auto start = Clock::now();
-        const float logit = a.alone ? model.request_alone(seqs.row(i), len, mine) : model.request(seqs.row(i), len, mine);
-        const auto stop = Clock::now();
-        if (k < n) single_logits[std::size_t(i)] = logit;
-        else lat.push_back(seconds(stop - start));
-      }
-    } catch (const std::exception& e) {
-      errors[std::size_t(w)] = e.what();
+    uvp::set_num_threads(1);  // one request = one core; the threads give the parallelism
+    PurchaseModel::Workspace mine;
+    auto& lat = latency[std::size_t(w)];
+    lat.reserve(std::size_t(a.requests / a.threads + 1));
+    for (index k = next++; k < a.requests + n; k = next++) {
+      const index i = k % n, len = seqs.lengths[std::size_t(i)];
+      const auto start = Clock::now();
+      const float logit = a.alone ? model.request_alone(seqs.row(i), len, mine) : model.request(seqs.row(i), len, mine);
+      const auto stop = Clock::now();
+      if (k < n) single_logits[std::size_t(i)] = logit;
+      else lat.push_back(seconds(stop - start));
     }
   };
   t0 = Clock::now();
-  std::vector<std::thread> pool;
-  for (int w = 0; w < a.threads; ++w) pool.emplace_back(worker, w);
-  for (auto& th : pool) th.join();
+  on_threads(a.threads, worker);
   const double t_single = seconds(Clock::now() - t0);
-  for (const auto& e : errors)
-    if (!e.empty()) throw std::runtime_error(e);
   std::vector<double> all;
   for (const auto& l : latency) all.insert(all.end(), l.begin(), l.end());
   std::sort(all.begin(), all.end());
