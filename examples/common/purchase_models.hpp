@@ -70,16 +70,6 @@ inline PurchaseLstm purchase_lstm_model(uvp::Rng& rng) {
   return model;
 }
 
-/// purchase_lstm's architecture lines in DIR/purchase_lstm.txt: the form serve has always read
-/// (its `embedding`, `lstm` and `head` lines), then the blocks of the composed model.
-inline std::string purchase_lstm_card_architecture() {
-  return "entries embedding lstm head\n"
-         "embedding uvp::nn::Embedding<float>(85, 32, padding_idx 0)\n"
-         "lstm uvp::nn::Lstm<float>(32, 64)\n"
-         "head uvp::nn::Dense<float>(64, 1)\n"
-         "blocks embedding lstm pool head\n";
-}
-
 /// Token + learned position embeddings -> residual self-attention -> mean over the valid steps
 /// -> Dense. max_len: the longest sequence (CdnowDataset::max_len); the position table has that
 /// many rows. Blocks "embeddings" (its children "embeddings.0", "embeddings.1"), "attention",

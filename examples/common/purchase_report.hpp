@@ -2,7 +2,7 @@
 // What every purchase example prints and writes after training: the classification report of
 // the test customers for the model and its two baselines (BG/NBD, the RFM logistic regression),
 // the bootstrap intervals of the ROC-AUC differences, DIR/predictions.csv, DIR/roc.svg, and the
-// saved model (DIR/<name>.uvpm, DIR/<name>.txt), reloaded and checked.
+// saved model (DIR/<name>.uvpm), reloaded and checked.
 #pragma once
 
 #include <cmath>
@@ -97,36 +97,18 @@ inline std::string spec_text(const uvp::nn::BlockSpec& s) {
   }
   return t;
 }
+/// A composed model's architecture on one line: `embedding Embedding(...) -> lstm Lstm(...) -> ...`.
 template <class Model>
 std::string architecture_text(const Model& model) {
-  std::string t, names;
-  for (const auto& [name, spec] : model.architecture()) {
-    t += name + " " + spec_text(spec) + "\n";
-    names += (names.empty() ? "" : " ") + name;
-  }
-  return "blocks " + names + "\n" + t;
-}
-
-/// DIR/<name>.txt: what a server needs next to the weights: the architecture, the sequence layout
-/// (max_len), the periods and the vocabulary.
-inline std::string purchase_model_card(const std::string& name, const std::string& architecture,
-                                       const CdnowDataset& ds, const CommonArgs& args) {
-  std::string s = "# " + name + " model settings (key value); weights and architecture in " + name + ".uvpm\n";
-  s += "format uvp::nn::save float32\n";
-  s += architecture;
-  s += "output sigmoid(logit) = P(purchase in the holdout window)\n";
-  s += "max_len " + std::to_string(ds.max_len) + "\n";
-  s += "calibration_end " + args.calibration_end + "\n";
-  s += "holdout_end " + args.holdout_end + "\n";
-  s += Vocabulary::describe();
-  return s;
+  std::string t;
+  for (const auto& [name, spec] : model.architecture()) t += (t.empty() ? "" : " -> ") + name + " " + spec_text(spec);
+  return t;
 }
 
 /// How a purchase example reports (the model's label in the ROC plot, its metric printer).
 struct PurchaseReportOptions {
-  std::string name;         ///< file names: DIR/<name>.uvpm, DIR/<name>.txt
+  std::string name;         ///< the model file: DIR/<name>.uvpm
   std::string label;        ///< the model's curve in roc.svg
-  std::string architecture; ///< the card's architecture lines (architecture_text(model) by default)
   /// Prints a scorer's metric lines with a prefix ("", "bgnbd_", "rfm_logreg_").
   void (*print)(const std::string&, const uvp::Vector<double>&, const uvp::Vector<double>&) =
       [](const std::string& prefix, const uvp::Vector<double>& y, const uvp::Vector<double>& p) {
@@ -142,8 +124,8 @@ struct PurchaseReportOptions {
 ///   vs_bgnbd_roc_auc_diff(_ci95), vs_rfm_logreg_roc_auc_diff(_ci95)
 ///   reload_max_abs_diff: 0
 ///
-/// writes DIR/predictions.csv, DIR/roc.svg, saves the model (DIR/<name>.uvpm with its
-/// architecture, DIR/<name>.txt) and loads it into make(rng) (a model initialised from another
+/// writes DIR/predictions.csv, DIR/roc.svg, saves the model (DIR/<name>.uvpm: weights and
+/// architecture, all a server needs with examples/common's vocabulary) and loads it into make(rng) (a model initialised from another
 /// seed) to check it predicts the same.
 template <class Model, class Make>
 void report_purchase_model(const Model& model, const uvp::FitResult& fit, const CdnowDataset& ds,
@@ -168,9 +150,7 @@ void report_purchase_model(const Model& model, const uvp::FitResult& fit, const 
   std::filesystem::create_directories(args.out);
   const std::string weights = args.out + "/" + ro.name + ".uvpm";
   uvp::nn::save(weights, model);
-  const std::string arch = ro.architecture.empty() ? architecture_text(model) : ro.architecture;
-  uvp::write_file_atomic(args.out + "/" + ro.name + ".txt", purchase_model_card(ro.name, arch, ds, args),
-                         ro.name.c_str());
+  std::printf("architecture: %s\n", architecture_text(model).c_str());
   uvp::Rng other(args.seed + 1000);
   auto reloaded = make(other);
   uvp::nn::load(weights, reloaded);
@@ -181,8 +161,7 @@ void report_purchase_model(const Model& model, const uvp::FitResult& fit, const 
   save_purchase_predictions(args.out + "/predictions.csv", ds, p_model, p_bg, &p_rfm);
   save_roc(args.out + "/roc.svg", "Repeat purchase in the holdout: ROC on the test customers", y_test,
            {{ro.label, &p_model}, {"BG/NBD", &p_bg}, {"RFM logistic regression", &p_rfm}});
-  std::fprintf(stderr, "wrote %s/predictions.csv, roc.svg, %s.uvpm, %s.txt\n", args.out.c_str(), ro.name.c_str(),
-               ro.name.c_str());
+  std::fprintf(stderr, "wrote %s/predictions.csv, roc.svg, %s.uvpm\n", args.out.c_str(), ro.name.c_str());
 }
 
 }  // namespace uvp_examples

@@ -6,13 +6,13 @@
 //       -> ReLU -> GlobalMaxPool1d over the valid steps -> Dense(64 -> 1) -> sigmoid
 //
 // The model is examples/common/purchase_models.hpp's intent_conv1d_model (an nn::Chain), trained
-// by uvp::fit: BCE-with-logits, Adam, minibatches of 64, ROC-AUC on the validation customers
+// by uvp::fit: BCE-with-logits, AdamW (weight decay 0.5), minibatches of 256, ROC-AUC on the validation customers
 // after every epoch, early stopping with the best epoch's weights restored. Prints the confusion
 // matrix at threshold 0.5, accuracy / recall / precision / f1 and roc_auc of the test customers
 // for the CNN and its two baselines (BG/NBD, bgnbd_*; the RFM logistic regression,
 // rfm_logreg_*), the paired-bootstrap 95 % intervals of the ROC-AUC differences (vs_bgnbd_*,
 // vs_rfm_logreg_*), writes DIR/predictions.csv and DIR/roc.svg, and saves the model:
-// DIR/intent_conv1d.uvpm (weights and architecture) and DIR/intent_conv1d.txt.
+// DIR/intent_conv1d.uvpm (weights and architecture).
 //
 //   intent_conv1d [--data PATH ...] [--out DIR] [--seed S] [--threads N] [--epochs N] [--lr X]
 #include <cstdio>

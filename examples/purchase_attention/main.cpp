@@ -8,13 +8,13 @@
 //   logit = Dense(32 -> 1)(mean of Y over the valid steps)        p = sigmoid(logit)
 //
 // The model is examples/common/purchase_models.hpp's purchase_attention_model (an nn::Chain),
-// trained by uvp::fit: BCE-with-logits, Adam, minibatches of 64, ROC-AUC on the validation
+// trained by uvp::fit: BCE-with-logits, AdamW (weight decay 0.5), minibatches of 256, ROC-AUC on the validation
 // customers after every epoch, early stopping with the best epoch's weights restored. Prints
 // roc_auc, pr_auc, f1 and log_loss of the test customers for the model and its two baselines
 // (BG/NBD, bgnbd_*; the RFM logistic regression, rfm_logreg_*), the paired-bootstrap 95 %
 // intervals of the ROC-AUC differences (vs_bgnbd_*, vs_rfm_logreg_*), writes
 // DIR/predictions.csv and DIR/roc.svg, and saves the model: DIR/purchase_attention.uvpm (weights
-// and architecture) and DIR/purchase_attention.txt (max_len, periods, vocabulary).
+// and architecture).
 //
 //   purchase_attention [--data PATH ...] [--out DIR] [--seed S] [--threads N] [--epochs N] [--lr X]
 #include <cstdio>

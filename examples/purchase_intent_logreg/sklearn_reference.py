@@ -3,6 +3,7 @@
 # scikit-learn's LogisticRegression on exactly the rows and features the example used, for the
 # comparison in README.md. Run the example first, then:
 #   /usr/bin/python3 examples/purchase_intent_logreg/sklearn_reference.py [out/purchase_intent_logreg]
+# (needs Debian's python3-sklearn and python3-pandas)
 import sys, os
 import numpy as np
 import pandas as pd

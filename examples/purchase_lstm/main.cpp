@@ -6,7 +6,7 @@
 //       -> h at the last valid step (GlobalLastPool1d) -> Dense(64 -> 1) -> sigmoid
 //
 // The model is examples/common/purchase_models.hpp's purchase_lstm_model (an nn::Chain), trained
-// by uvp::fit: BCE-with-logits, Adam, minibatches of 64, ROC-AUC on the validation customers
+// by uvp::fit: BCE-with-logits, AdamW (weight decay 0.5), minibatches of 256, ROC-AUC on the validation customers
 // after every epoch, early stopping with the best epoch's weights restored. Prints roc_auc,
 // pr_auc, f1 and log_loss of the test customers for the LSTM and its two baselines (BG/NBD,
 // bgnbd_*; the RFM logistic regression, rfm_logreg_*), the paired-bootstrap 95 % intervals of
@@ -14,8 +14,8 @@
 // DIR/roc.svg, and saves the model for serving:
 //
 //   DIR/purchase_lstm.uvpm   the model (uvp::nn::save of the Chain: weights and architecture;
-//                            blocks "embedding", "lstm", "pool", "head")
-//   DIR/purchase_lstm.txt    what a server needs to rebuild the token sequences
+//                            blocks "embedding", "lstm", "pool", "head"); examples/serve
+//                            rebuilds it from this file alone
 //
 //   purchase_lstm [--data PATH ...] [--out DIR] [--seed S] [--threads N] [--epochs N] [--lr X]
 //
@@ -45,7 +45,7 @@ int run(const ex::CommonArgs& args) {
   const uvp::FitResult fit = uvp::fit(model, train.data(), uvp::BceWithLogitsLoss<float>(), adam, options);
 
   ex::PurchaseReportOptions ro;
-  ro.name = "purchase_lstm", ro.label = "LSTM", ro.architecture = ex::purchase_lstm_card_architecture();
+  ro.name = "purchase_lstm", ro.label = "LSTM";
   ex::report_purchase_model(model, fit, ds, args, ro, [](uvp::Rng& r) { return ex::purchase_lstm_model(r); });
   return 0;
 }

@@ -123,7 +123,6 @@ int run(const ex::CommonArgs& args) {
   const uvp::FitResult fit = train_on_gpu(model, ds, args);
   ex::PurchaseReportOptions ro;
   ro.name = "purchase_lstm", ro.label = "LSTM (trained on the GPU)";
-  ro.architecture = ex::purchase_lstm_card_architecture();
   ex::report_purchase_model(model, fit, ds, args, ro, [](uvp::Rng& r) { return ex::purchase_lstm_model(r); });
   return 0;
 }
