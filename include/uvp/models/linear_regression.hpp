@@ -91,23 +91,26 @@ class LinearRegression : public detail::LinearModelBase<T> {
 
   /// Minibatch training of the same objective with the given optimizer: uvp::fit's loop with
   /// MseLoss and the l2 penalty; callbacks as in LogisticRegression::fit.
-  template <class Optimizer, class... Callbacks, detail::enable_if_optimizer<Optimizer, T> = 0>
+  template <class Optimizer, class FitOpts, class... Callbacks, detail::enable_if_optimizer<Optimizer, T> = 0,
+            detail::enable_if_fit_options<FitOpts> = 0>
   FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, Optimizer& optimizer,
-                const FitOptions& fit_options, Span<const T> sample_weight, Callbacks&&... callbacks) {
+                const FitOpts& fit_options, Span<const T> sample_weight, Callbacks&&... callbacks) {
     constexpr const char* where = "uvp::LinearRegression::fit";
     check_xy(where, X, y, sample_weight, false);
     return this->fit_minibatch(where, X, y, sample_weight, MseLoss<T>(), optimizer, fit_options, callbacks...);
   }
 
-  template <class Optimizer, class... Callbacks, detail::enable_if_optimizer<Optimizer, T> = 0,
+  template <class Optimizer, class FitOpts = FitOptions, class... Callbacks,
+            detail::enable_if_optimizer<Optimizer, T> = 0, detail::enable_if_fit_options<FitOpts> = 0,
             detail::enable_if_callbacks<Callbacks...> = 0>
   FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, Optimizer& optimizer,
-                const FitOptions& fit_options = {}, Callbacks&&... callbacks) {
+                const FitOpts& fit_options = {}, Callbacks&&... callbacks) {
     return fit(X, y, optimizer, fit_options, Span<const T>{}, callbacks...);
   }
 
   /// Trains with Adam at fit_options.lr.
-  FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, const FitOptions& fit_options = {}) {
+  template <class FitOpts = FitOptions, detail::enable_if_fit_options<FitOpts> = 0>
+  FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, const FitOpts& fit_options = {}) {
     detail::check_fit_options("uvp::LinearRegression::fit", fit_options);  // before Adam sees lr: the message names fit
     AdamOptions ao;
     ao.lr = fit_options.lr;

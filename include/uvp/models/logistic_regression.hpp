@@ -85,9 +85,10 @@ class LogisticRegression : public detail::LinearModelBase<T> {
   /// the l2 penalty. y: N labels in {0, 1}; sample_weight: empty or N non-negative weights. Each
   /// callback is called as cb(const EpochReport&) after every epoch and returns false to stop.
   /// The options' clipping, schedule, early stopping and progress line apply.
-  template <class Optimizer, class... Callbacks, detail::enable_if_optimizer<Optimizer, T> = 0>
+  template <class Optimizer, class FitOpts, class... Callbacks, detail::enable_if_optimizer<Optimizer, T> = 0,
+            detail::enable_if_fit_options<FitOpts> = 0>
   FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, Optimizer& optimizer,
-                const FitOptions& fit_options, Span<const T> sample_weight, Callbacks&&... callbacks) {
+                const FitOpts& fit_options, Span<const T> sample_weight, Callbacks&&... callbacks) {
     constexpr const char* where = "uvp::LogisticRegression::fit";
     core_.check_shape(where, X);  // values are checked during training (uvp::fit's loop)
     detail::check_size(where, "y", y.size(), X.rows());
@@ -97,15 +98,17 @@ class LogisticRegression : public detail::LinearModelBase<T> {
     return this->fit_minibatch(where, X, y, sample_weight, loss, optimizer, fit_options, callbacks...);
   }
 
-  template <class Optimizer, class... Callbacks, detail::enable_if_optimizer<Optimizer, T> = 0,
+  template <class Optimizer, class FitOpts = FitOptions, class... Callbacks,
+            detail::enable_if_optimizer<Optimizer, T> = 0, detail::enable_if_fit_options<FitOpts> = 0,
             detail::enable_if_callbacks<Callbacks...> = 0>
   FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, Optimizer& optimizer,
-                const FitOptions& fit_options = {}, Callbacks&&... callbacks) {
+                const FitOpts& fit_options = {}, Callbacks&&... callbacks) {
     return fit(X, y, optimizer, fit_options, Span<const T>{}, callbacks...);
   }
 
   /// Trains with Adam at fit_options.lr.
-  FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, const FitOptions& fit_options = {}) {
+  template <class FitOpts = FitOptions, detail::enable_if_fit_options<FitOpts> = 0>
+  FitResult fit(ConstMatrixRef<T> X, ConstVectorRef<T> y, const FitOpts& fit_options = {}) {
     detail::check_fit_options("uvp::LogisticRegression::fit", fit_options);  // before Adam sees lr: the message names fit
     AdamOptions ao;
     ao.lr = fit_options.lr;

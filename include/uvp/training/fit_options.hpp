@@ -111,6 +111,10 @@ struct is_optimizer<O, T, std::void_t<decltype(std::declval<O&>().step(std::decl
 template <class O, class T>
 using enable_if_optimizer = std::enable_if_t<is_optimizer<O, T>::value, int>;
 
+/// Enables an overload only for FitOptions and what derives from it (TrainOptions<Data>).
+template <class O>
+using enable_if_fit_options = std::enable_if_t<std::is_base_of_v<FitOptions, O>, int>;
+
 /// Enables an overload only when every callback is callable as cb(const EpochReport&).
 template <class... Callbacks>
 using enable_if_callbacks =

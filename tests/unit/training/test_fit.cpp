@@ -770,6 +770,15 @@ TEST_CASE("the linear models train through uvp::fit: the same loop as their own 
   CHECK(rl.epochs_run < 200);
   CHECK(rl.best_score < 1e-2);
   CHECK(rl.restored_best);
+
+  // The model's own fit keeps TrainOptions' validation data and metric (no slicing to
+  // FitOptions): the same run as uvp::fit, bit for bit.
+  uvp::LinearRegression<double> lin2(4);
+  uvp::Adam<double> adam_l2(ao_l);
+  const auto rl2 = lin2.fit(Xd, yd, adam_l2, to);
+  CHECK(rl2.epochs_run == rl.epochs_run);
+  CHECK(rl2.best_score == rl.best_score);
+  CHECK(lin2.coef() == lin.coef());
 }
 
 TEST_CASE("the linear models' contract forms: forward(X, ctx), backward(ctx, d) against finite differences") {

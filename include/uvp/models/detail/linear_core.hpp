@@ -185,11 +185,16 @@ class LinearModelBase {
   }
 
   /// The models' minibatch fit: uvp::fit's loop (training/fit.hpp) on (X, y, sample_weight).
-  template <class Loss, class Optimizer, class... Callbacks>
+  /// options: FitOptions, or TrainOptions<RowData<T>> with validation data and a metric (kept,
+  /// not sliced away).
+  template <class Loss, class Optimizer, class FitOpts, class... Callbacks>
   FitResult fit_minibatch(const char* where, ConstMatrixRef<T> X, ConstVectorRef<T> y, Span<const T> sample_weight,
-                          Loss loss, Optimizer& opt, const FitOptions& options, Callbacks&... callbacks) {
+                          Loss loss, Optimizer& opt, const FitOpts& options, Callbacks&... callbacks) {
     const RowData<T> data(X, y, sample_weight);
-    return run_fit(where, *this, data, loss, opt, TrainOptions<RowData<T>>(options), callbacks...);
+    if constexpr (std::is_same_v<FitOpts, TrainOptions<RowData<T>>>)
+      return run_fit(where, *this, data, loss, opt, options, callbacks...);
+    else
+      return run_fit(where, *this, data, loss, opt, TrainOptions<RowData<T>>(options), callbacks...);
   }
 
   AffineCore<T> core_;
