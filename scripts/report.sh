@@ -37,7 +37,7 @@ d_about[purchase_intent_logreg]="Will a browsing session end in a purchase? Logi
 # holdout period? Their baseline is BG/NBD's answer on the same test customers (keys bgnbd_*).
 for name in purchase_lstm purchase_attention intent_conv1d; do
   d_task[$name]="repeat purchase in 39 weeks"
-  d_data[$name]="CDNOW sample, test customers"
+  d_data[$name]="CDNOW full log, test customers"
   d_baselines[$name]="bgnbd_=BG/NBD"
 done
 d_model[purchase_lstm]="LSTM over the purchase sequence"
@@ -45,7 +45,7 @@ d_model[purchase_attention]="self-attention over the purchase sequence"
 d_model[intent_conv1d]="1-D convolution over the purchase sequence"
 d_model[future_value_regression]="MLP"
 d_task[future_value_regression]="spend in the 39-week holdout"
-d_data[future_value_regression]="CDNOW sample, test customers"
+d_data[future_value_regression]="CDNOW full log, test customers"
 d_prefix[future_value_regression]="mlp_"
 d_baselines[future_value_regression]="linear_=linear regression,bgnbd_gg_=BG/NBD + Gamma-Gamma"
 d_model[customer_lifetime_value]="BG/NBD + Gamma-Gamma"
