@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Builds uvp (Release, C++17, every header also compiled alone in C++17 and C++20) and runs the
+# Builds uvp (Release, C++17, every header also compiled alone) and runs the
 # whole test suite. Installs missing Debian packages first. Usage: scripts/test.sh [ctest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
