@@ -4,7 +4,8 @@
 # whole test suite. Installs missing Debian packages first. Usage: scripts/test.sh [ctest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+# Open MPI: the mpi-labelled tests run under mpirun (uvp::mpi is optional; without it they report skipped).
+bash scripts/install-deps.sh libopenmpi-dev openmpi-bin
 export CMAKE_CXX_COMPILER_LAUNCHER="${CMAKE_CXX_COMPILER_LAUNCHER:-$(command -v ccache || true)}"
 jobs="$(nproc)"
 cmake --preset release >/dev/null
