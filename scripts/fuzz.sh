@@ -4,13 +4,13 @@
 # fatal) and runs each for a fixed time from its committed seed corpus. Fails on any finding: the
 # crashing input is kept in build/fuzz/findings/<target>/ (add it to tests/fuzz/corpus/<target>/ once
 # fixed, so the replay test keeps it). CI runs 60 s per target; run longer by hand.
-# Usage: scripts/fuzz.sh [seconds per target (60)] [target ...]   targets: csv model_file cdnow_clv
+# Usage: scripts/fuzz.sh [seconds per target (60)] [target ...]   targets: csv model_file cdnow_clv safetensors
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(csv model_file cdnow_clv)
+[ ${#targets[@]} -eq 0 ] && targets=(csv model_file cdnow_clv safetensors)
 bash scripts/install-deps.sh clang-14 libclang-rt-14-dev
 export CMAKE_CXX_COMPILER_LAUNCHER="${CMAKE_CXX_COMPILER_LAUNCHER:-$(command -v ccache || true)}"
 san="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer"
