@@ -588,7 +588,24 @@ class BgNbd {
     const std::string identical = detail::check_identifiable(
         where, shape, f, r, T, opt.penalizer,
         "a and b do not enter the likelihood and the purchase rate's estimate is 0 (r / alpha -> 0)");
-    BgNbdParams start{1, std::max(T.maxCoeff() / 10, 1e-3), 1, 1};
+    return fit_likelihood(lik, shape, identical, f.size(), T.maxCoeff(), opt);
+  }
+
+ public:
+  /// The optimisation half of fit(), over any likelihood object with `double evaluate(const
+  /// BgNbdParams&, double* grad) const` (sum of w_i LL_i and its gradient d/d(r, alpha, a, b), as
+  /// detail::BgNbdLikelihood) and `double total_weight() const`. For fits whose sums are formed
+  /// elsewhere - uvp/mpi/clv.hpp reduces them across ranks -; options and data are assumed checked.
+  /// `shape` and `identical` are from detail::clv_data_shape / detail::check_identifiable over all the
+  /// customers, `customers` their count and `max_T_all` the largest T (the default start's scale).
+  /// Every call of evaluate depends only on the values it returned before, so processes that see
+  /// the same values make the same calls.
+  template <class Likelihood>
+  ClvFitResult fit_likelihood(const Likelihood& lik, const detail::ClvDataShape& shape, const std::string& identical,
+                              index customers, double max_T_all, const BgNbdFitOptions& opt) {
+    constexpr const char* where = "uvp::BgNbd::fit";
+    const double W = lik.total_weight();
+    BgNbdParams start{1, std::max(max_T_all / 10, 1e-3), 1, 1};
     if (opt.initial) {
       detail::check_bgnbd_params(where, *opt.initial);
       start = *opt.initial;
@@ -647,7 +664,7 @@ class BgNbd {
     out.converged = res.converged;
     out.iterations = res.iterations;
     out.evaluations = res.evaluations;
-    out.customers = f.size();
+    out.customers = customers;
     out.message = res.message;
     if (!std::isfinite(res.f)) {
       out.message = "the log-likelihood is not finite at the starting point";
@@ -687,6 +704,7 @@ class BgNbd {
     return out;
   }
 
+ private:
   BgNbdParams params_{};
   bool fitted_ = false;
 };

@@ -340,13 +340,26 @@ class GammaGamma {
       detail::raise<invalid_argument>(where, ": no customer has frequency > 0 (the model is fitted on repeat buyers)");
     const double W = lik.total_weight();
     if (!(W > 0)) detail::raise<invalid_argument>(where, ": the weights of the repeat buyers sum to 0");
-    GammaGammaParams start{1, 2, 0};
-    {
-      double s = 0;
-      for (index i = 0; i < f.size(); ++i)
-        if (f[i] > 0) s += (w ? w[i] : 1.0) * m[i];
-      start.gamma = s / W;
-    }
+    double spend = 0;
+    for (index i = 0; i < f.size(); ++i)
+      if (f[i] > 0) spend += (w ? w[i] : 1.0) * m[i];
+    return fit_likelihood(lik, lik.size(), spend / W, frequency_monetary_correlation(f, m, w), opt);
+  }
+
+ public:
+  /// The optimisation half of fit(), over any likelihood object with `double evaluate(const
+  /// GammaGammaParams&, double* grad) const` (sum of w_i LL_i and its gradient d/d(p, q, gamma), as
+  /// detail::GammaGammaLikelihood) and `double total_weight() const`. For fits whose sums are formed
+  /// elsewhere - uvp/mpi/clv.hpp reduces them across ranks -; options and data are assumed checked.
+  /// `customers`: the repeat buyers over all the data; `mean_spend`: their weighted mean
+  /// monetary value (the default start's gamma); `correlation`: frequency_monetary_correlation over
+  /// all the data (NaN: none). Every call of evaluate depends only on the values it returned before.
+  template <class Likelihood>
+  ClvFitResult fit_likelihood(const Likelihood& lik, index customers, double mean_spend, double correlation,
+                              const GammaGammaFitOptions& opt) {
+    constexpr const char* where = "uvp::GammaGamma::fit";
+    const double W = lik.total_weight();
+    GammaGammaParams start{1, 2, mean_spend};
     if (opt.initial) {
       detail::check_gg_params(where, *opt.initial);
       start = *opt.initial;
@@ -376,13 +389,13 @@ class GammaGamma {
     out.converged = res.converged;
     out.iterations = res.iterations;
     out.evaluations = res.evaluations;
-    out.customers = lik.size();
+    out.customers = customers;
     out.message = res.message;
-    const double rho = frequency_monetary_correlation(f, m, w);
+    const double rho = correlation;
     if (std::isfinite(rho) && std::abs(rho) >= opt.correlation_warning) {
       char buf[192];
       std::snprintf(buf, sizeof buf, "(Pearson r = %.3f over %lld customers with repeat purchases, threshold %g)", rho,
-                    static_cast<long long>(lik.size()), opt.correlation_warning);
+                    static_cast<long long>(customers), opt.correlation_warning);
       out.warnings.push_back(std::string("uvp::GammaGamma::fit: frequency and monetary_value are correlated ") + buf +
                              "; the Gamma-Gamma model assumes a customer's spend per transaction is independent of "
                              "how often they buy, so its spend estimates may be biased");
@@ -413,6 +426,7 @@ class GammaGamma {
     return out;
   }
 
+ private:
   GammaGammaParams params_{};
   bool fitted_ = false;
 };
