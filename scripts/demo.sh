@@ -16,7 +16,7 @@
 # non-zero, naming the example, when a build or an example fails.
 set -euo pipefail
 
-examples=(purchase_intent_logreg purchase_lstm purchase_attention intent_conv1d
+examples=(purchase_intent_logreg purchase_lstm purchase_attention intent_conv1d pytorch_interop
           future_value_regression customer_lifetime_value clv_online_retail clv_discrete_contractual)
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
