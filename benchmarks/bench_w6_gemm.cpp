@@ -9,8 +9,10 @@
 // at the same thread count. They run in the order peak, uvp, Eigen for 1 thread, then for 2;
 // on a shared machine add --benchmark_enable_random_interleaving=true (benchmarks/compare does)
 // so that the repetitions of all of them are spread over the same stretch of time. The label
-// names uvp::gemm's backend ("eigen", or "blas:<library>:<OpenBLAS core>" in a
-// -DUVP_USE_BLAS=ON build, where Eigen's product is handed to the same BLAS).
+// names uvp::gemm's backend: uvp's own kernel for the -march=native target ("uvp-avx512",
+// "uvp-avx2", ...), "eigen" where there is none, or "blas:<library>:<OpenBLAS core>" in a
+// -DUVP_USE_BLAS=ON build, where Eigen's product is handed to the same BLAS). W6_gemm_eigen is
+// Eigen's own product of the same matrices, the reference uvp's kernel has to beat.
 // GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized inside Eigen's GEMM (GCC PR 105593,
 // fixed in GCC 13); the warning is about _mm512_undefined_ps, not about this code.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
@@ -19,6 +21,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 
@@ -128,6 +131,62 @@ void W6_gemm_eigen(benchmark::State& state) {
   state.SetLabel("eigen");
 #endif
 }
+
+// The products of the neural blocks (an LSTM step: a batch of M rows, K = 64 or 32 inputs, 4 x 64
+// gates) on 1 thread, uvp::gemm against Eigen's product: gemm_small_uvp/M/K/N/trans_b and
+// gemm_small_eigen/M/K/N/trans_b; trans_b = 1 multiplies by Wᵀ for W stored (N, K) as a PyTorch
+// weight. Not part of W6 (compare runs only W6_*):
+//   bench_w6_gemm --benchmark_filter=gemm_small
+struct SmallData {
+  uvp::Matrix<float> A, B, W, C;
+  SmallData(uvp::index m, uvp::index k, uvp::index n) : A(m, k), B(k, n), W(n, k), C(m, n) {
+    uvp::Rng rng(7);
+    for (uvp::index i = 0; i < A.size(); ++i) A.data()[i] = float(rng.uniform(-1, 1));
+    for (uvp::index i = 0; i < B.size(); ++i) B.data()[i] = float(rng.uniform(-1, 1));
+    W = B.transpose();
+  }
+};
+
+template <bool Uvp>
+void gemm_small(benchmark::State& state) {
+  uvp::ThreadCountGuard guard(1);
+  SmallData d(state.range(0), state.range(1), state.range(2));
+  const bool trans_b = state.range(3) != 0;
+  auto product = [&] {
+    if constexpr (Uvp) {
+      if (trans_b)
+        uvp::gemm<float>(uvp::Trans::none, uvp::Trans::transpose, d.A, d.W, d.C);
+      else
+        uvp::gemm<float>(d.A, d.B, d.C);
+    } else {
+      if (trans_b)
+        d.C.noalias() = d.A * d.W.transpose();
+      else
+        d.C.noalias() = d.A * d.B;
+    }
+  };
+  product();
+  for (auto _ : state) {
+    product();
+    benchmark::ClobberMemory();
+  }
+  benchmark::DoNotOptimize(d.C.data());
+  state.counters["GFLOPS"] = benchmark::Counter(
+      double(state.iterations()) * 2.0 * double(d.A.rows()) * double(d.A.cols()) * double(d.B.cols()) * 1e-9,
+      benchmark::Counter::kIsRate);
+  state.SetLabel(Uvp ? backend_label() : std::string("eigen"));
+}
+
+void small_shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"M", "K", "N", "trans_b"});
+  for (int t : {0, 1})
+    for (const auto& s : {std::array<int, 3>{1, 64, 256}, {64, 64, 256}, {64, 32, 256}, {1024, 64, 256},
+                          {3200, 32, 256}})
+      b->Args({s[0], s[1], s[2], t});
+}
+
+BENCHMARK_TEMPLATE(gemm_small, true)->Apply(small_shapes)->Repetitions(3)->ReportAggregatesOnly(true);
+BENCHMARK_TEMPLATE(gemm_small, false)->Apply(small_shapes)->Repetitions(3)->ReportAggregatesOnly(true);
 
 #define UVP_W6_BENCH(fn, threads)     \
   BENCHMARK(fn)                       \
