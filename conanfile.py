@@ -28,10 +28,14 @@ class UvpConan(ConanFile):
         # CUDA backend: the .cuh headers ship always; this adds the target uvp::cuda
         # (uvp::uvp + CUDA::cublas from the system CUDA toolkit) for .cu consumers.
         "cuda": [True, False],
+        # MPI (uvp/mpi/*.hpp): the headers ship always; this adds the target uvp::mpi
+        # (uvp::uvp + MPI::MPI_CXX from the system's MPI + the definition UVP_WITH_MPI).
+        "mpi": [True, False],
     }
     default_options = {
         "openmp": True,
         "cuda": False,
+        "mpi": False,
     }
     exports_sources = "include/*", "LICENSE"
     no_copy_source = True
@@ -122,6 +126,21 @@ class UvpConan(ConanFile):
               set_property(TARGET uvp::cuda PROPERTY INTERFACE_LINK_LIBRARIES uvp::uvp CUDA::cublas)
             endif()
         """))
+        # Always packaged too; used only when the mpi option is on. MPI comes from the system
+        # (Open MPI or MPICH; ConanCenter has no MPI the recipe could require), as CUDA does.
+        save(self, os.path.join(self.package_folder, self._mpi_module), textwrap.dedent("""\
+            # uvp's mpi option: uvp::mpi = uvp::uvp + MPI::MPI_CXX + the definition UVP_WITH_MPI,
+            # as the `mpi` component of uvp's own CMake config.
+            if(NOT TARGET uvp::mpi)
+              if(NOT TARGET MPI::MPI_CXX)
+                find_package(MPI REQUIRED COMPONENTS CXX)
+              endif()
+              add_library(uvp::mpi INTERFACE IMPORTED)
+              set_target_properties(uvp::mpi PROPERTIES
+                INTERFACE_LINK_LIBRARIES "uvp::uvp;MPI::MPI_CXX"
+                INTERFACE_COMPILE_DEFINITIONS "UVP_WITH_MPI")
+            endif()
+        """))
 
     @property
     def _deps_module(self):
@@ -135,6 +154,10 @@ class UvpConan(ConanFile):
     def _cuda_module(self):
         return os.path.join("lib", "cmake", "uvp-cuda-target.cmake")
 
+    @property
+    def _mpi_module(self):
+        return os.path.join("lib", "cmake", "uvp-mpi-target.cmake")
+
     def package_info(self):
         # The same names as uvp's CMake install: find_package(uvp), uvp::uvp, pkg-config uvp.
         self.cpp_info.set_property("cmake_file_name", "uvp")
@@ -147,4 +170,6 @@ class UvpConan(ConanFile):
             modules.append(self._openmp_module)
         if self.options.cuda:
             modules.append(self._cuda_module)
+        if self.options.mpi:
+            modules.append(self._mpi_module)
         self.cpp_info.set_property("cmake_build_modules", modules)

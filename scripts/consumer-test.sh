@@ -3,7 +3,10 @@
 # Installs uvp (CPU only) into a temporary prefix and builds + runs tests/consumer against it with
 # find_package(uvp CONFIG REQUIRED), then with pkg-config -- all with no nvcc reachable: every PATH
 # entry holding an nvcc is dropped and the CUDA environment variables are unset. Proves that a
-# CPU-only consumer never needs the CUDA toolkit.
+# CPU-only consumer never needs the CUDA toolkit, and that it never looks for MPI either. When
+# mpicxx and mpiexec are on PATH, also builds tests/consumer/mpi_main.cpp against the `mpi`
+# component (find_package(uvp CONFIG REQUIRED COMPONENTS mpi), uvp::mpi) and with mpicxx +
+# `pkg-config uvp`, and runs both on 2 ranks (mpiexec -n 2; Open MPI: --oversubscribe, root allowed).
 #
 # usage: scripts/consumer-test.sh [--keep] [-- <extra cmake configure options for uvp>]
 #   --keep   keep the temporary directory (printed) instead of deleting it
@@ -16,7 +19,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --keep) keep=1; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '3,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '3,13p' "$0"; exit 0 ;;
     *) echo "consumer-test.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -56,6 +59,10 @@ if grep -rqi "cuda" "$work/prefix/share/cmake/uvp/uvpTargets.cmake"; then
   echo "consumer-test.sh: the exported targets mention CUDA" >&2
   exit 1
 fi
+if grep -q "MPI::" "$work/prefix/share/cmake/uvp/uvpTargets.cmake"; then
+  echo "consumer-test.sh: the exported targets mention MPI" >&2
+  exit 1
+fi
 
 step "find_package(uvp CONFIG REQUIRED): configure, build, run tests/consumer"
 version="$(sed -n 's/^Version: //p' "$work/prefix/share/pkgconfig/uvp.pc")"
@@ -80,4 +87,35 @@ else
   step "pkg-config not found: pkg-config consumer skipped"
 fi
 
-step "consumer-test.sh: OK (uvp $version, no nvcc on PATH)"
+mpi_note="no MPI"
+if command -v mpicxx > /dev/null 2>&1 && command -v mpiexec > /dev/null 2>&1; then
+  # Open MPI: more ranks than cores, and root (CI containers) only with both variables; CMA off
+  # for containers' ptrace rules. MPICH ignores all of these.
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+  export OMP_NUM_THREADS=1
+  mpiexec_flags=()
+  if mpiexec --version 2>/dev/null | grep -Eq "OpenRTE|Open MPI|open-mpi"; then
+    mpiexec_flags=(--oversubscribe)
+  fi
+
+  step "find_package(uvp CONFIG REQUIRED COMPONENTS mpi): build tests/consumer/mpi_main.cpp, run on 2 ranks"
+  cmake -S "$src/tests/consumer" -B "$work/consumer-mpi-build" -DCMAKE_BUILD_TYPE=Release \
+    -DUVP_CONSUMER_MODE=find_package -DUVP_CONSUMER_MPI=ON -DCMAKE_PREFIX_PATH="$work/prefix" \
+    -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF \
+    -DUVP_CONSUMER_EXPECTED_PREFIX="$work/prefix" -DUVP_CONSUMER_EXPECTED_VERSION="$version"
+  cmake --build "$work/consumer-mpi-build" --target uvp_consumer_mpi
+  (cd "$work/consumer-mpi-build" && ctest --output-on-failure -R '^uvp_consumer_mpi$' --no-tests=error)
+
+  if command -v pkg-config > /dev/null 2>&1; then
+    step "mpicxx + \`pkg-config --cflags --libs uvp\` -DUVP_WITH_MPI: build mpi_main.cpp, run on 2 ranks"
+    # shellcheck disable=SC2046 # word splitting of pkg-config's flags is wanted
+    mpicxx -std=c++17 -DUVP_WITH_MPI $(PKG_CONFIG_PATH="$work/prefix/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}" \
+      pkg-config --cflags --libs uvp) "$src/tests/consumer/mpi_main.cpp" -o "$work/pkg-config-mpi-consumer"
+    mpiexec -n 2 ${mpiexec_flags[@]+"${mpiexec_flags[@]}"} "$work/pkg-config-mpi-consumer" 2
+  fi
+  mpi_note="MPI consumer on 2 ranks"
+else
+  step "mpicxx or mpiexec not found: MPI consumer skipped"
+fi
+
+step "consumer-test.sh: OK (uvp $version, no nvcc on PATH, $mpi_note)"

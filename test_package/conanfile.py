@@ -22,6 +22,8 @@ class TestPackageConan(ConanFile):
         # The program checks that uvp's openmp option reached the compiler (_OPENMP) or did not.
         tc = CMakeToolchain(self)
         tc.variables["UVP_TEST_EXPECT_OPENMP"] = bool(self.dependencies["uvp"].options.openmp)
+        # With the mpi option, the same program is also built against uvp::mpi (one MPI rank).
+        tc.variables["UVP_TEST_MPI"] = bool(self.dependencies["uvp"].options.mpi)
         tc.generate()
 
     def build(self):
@@ -33,3 +35,5 @@ class TestPackageConan(ConanFile):
         if can_run(self):
             bin_path = os.path.join(self.cpp.build.bindir, "test_package")
             self.run(bin_path, env="conanrun")
+            if self.dependencies["uvp"].options.mpi:
+                self.run(bin_path + "_mpi", env="conanrun")

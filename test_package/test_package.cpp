@@ -2,8 +2,25 @@
 // Conan test_package: the packaged headers compile, link and give the expected results.
 #include <cstdio>
 #include <uvp/uvp.hpp>
+#if defined(UVP_TEST_MPI)  // built against uvp::mpi (the mpi option), run as a single rank
+#include <uvp/mpi/communicator.hpp>
+#if !defined(UVP_WITH_MPI)
+#error "uvp::mpi did not define UVP_WITH_MPI"
+#endif
+#endif
 
-int main() {
+int main(int argc, char** argv) {
+#if defined(UVP_TEST_MPI)
+  uvp::mpi::Environment env(argc, argv);
+  const uvp::mpi::Communicator comm;
+  if (comm.rank() != 0 || comm.size() != 1) {
+    std::printf("uvp::mpi: rank %d of %d, expected 0 of 1: FAILED\n", comm.rank(), comm.size());
+    return 1;
+  }
+#else
+  (void)argc;
+  (void)argv;
+#endif
   uvp::Rng rng(42);
   uvp::Matrix<double> a(2, 2);
   a << 1, 2, 3, 4;

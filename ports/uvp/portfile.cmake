@@ -19,10 +19,15 @@ else()
 endif()
 
 # Feature `cuda` only brings the CUDA toolkit for consumers: the .cuh headers are always installed
-# and compiled by the consumer's nvcc, so nothing CUDA is built here.
+# and compiled by the consumer's nvcc, so nothing CUDA is built here. Feature `mpi` likewise brings
+# MPI (vcpkg's `mpi` port) for `COMPONENTS mpi`; the uvp/mpi/*.hpp headers are always installed.
+# Nothing installed depends on it: UVP_WITH_MPI=ON only makes the configure step fail early unless
+# find_package(MPI) finds the MPI that consumers' `COMPONENTS mpi` will find; OFF never looks (AUTO,
+# the top-level default, would), so a system MPI cannot leak into the build.
 vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
   FEATURES
     openmp UVP_WITH_OPENMP
+    mpi    UVP_WITH_MPI
 )
 
 vcpkg_cmake_configure(

@@ -6,6 +6,7 @@
 #   uvp_consumer_pkg_config         the same main.cpp built with only `pkg-config --cflags --libs uvp`
 #   uvp_consumer_add_subdirectory   the same consumer, add_subdirectory of the source tree
 #   uvp_consumer_find_package_cuda  (UVP_WITH_CUDA) a .cu consumer of the `cuda` component
+#   uvp_consumer_find_package_mpi   (UVP_HAVE_MPI) a consumer of the `mpi` component, run on 2 ranks
 #   uvp_cuda_header_guard           a .cuh included by the host compiler stops with a clear #error
 #   uvp_packaging_consistency       conanfile.py and ports/uvp agree with the CMake install
 set(_uvp_consumer_src "${CMAKE_CURRENT_LIST_DIR}")
@@ -57,7 +58,7 @@ endif()
 if(UVP_INSTALL)
   add_test(NAME uvp_consumer_clean
     COMMAND "${CMAKE_COMMAND}" -E rm -rf "${_uvp_consumer_prefix}" "${_uvp_consumer_work}/find_package"
-            "${_uvp_consumer_work}/find_package_cuda")
+            "${_uvp_consumer_work}/find_package_cuda" "${_uvp_consumer_work}/find_package_mpi")
   set_tests_properties(uvp_consumer_clean PROPERTIES FIXTURES_SETUP uvp_consumer_clean LABELS consumer)
 
   set(_uvp_install_cmd "${CMAKE_COMMAND}" --install "${PROJECT_BINARY_DIR}" --prefix "${_uvp_consumer_prefix}")
@@ -103,6 +104,24 @@ if(UVP_INSTALL)
               "-DCMAKE_CUDA_ARCHITECTURES=${_uvp_cuda_archs}" ${_uvp_consumer_run})
     set_tests_properties(uvp_consumer_find_package_cuda PROPERTIES
       FIXTURES_REQUIRED uvp_installed LABELS "consumer;cuda" TIMEOUT 600)
+  endif()
+
+  # The mpi component of the installed config, with the MPI this build found; only its program is
+  # built and run (main.cpp is the plain consumer's).
+  if(UVP_HAVE_MPI)
+    set(_uvp_mpi_options "")
+    foreach(_var IN ITEMS MPI_CXX_COMPILER MPIEXEC_EXECUTABLE)
+      if(${_var})
+        list(APPEND _uvp_mpi_options "-D${_var}=${${_var}}")
+      endif()
+    endforeach()
+    add_test(NAME uvp_consumer_find_package_mpi
+      COMMAND "${CMAKE_CTEST_COMMAND}" --build-and-test "${_uvp_consumer_src}" "${_uvp_consumer_work}/find_package_mpi"
+              ${_uvp_consumer_build} --build-target uvp_consumer_mpi
+              --build-options ${_uvp_find_package_options} -DUVP_CONSUMER_MPI=ON ${_uvp_mpi_options}
+              ${_uvp_consumer_run} -R "^uvp_consumer_mpi$" --no-tests=error)
+    set_tests_properties(uvp_consumer_find_package_mpi PROPERTIES
+      FIXTURES_REQUIRED uvp_installed LABELS "consumer;mpi" TIMEOUT 600)
   endif()
 endif()
 
