@@ -11,7 +11,8 @@
 // the architecture the file stores and loads their weights: no C++ type of the model and no
 // settings file. The tokens are examples/common's Vocabulary, as for the examples that train.
 // Every scoring call is const: the model is shared by all threads, each of which owns a Workspace
-// (the AnyModel context of its calls and an id buffer).
+// (the AnyModel context of its calls). A single request is scored as a batch of one: it gets bit
+// for bit the logit its sequence gets in any batch (the library's guarantee, docs/concepts.md).
 //
 // Prints one `name: value` per line; writes DIR/scores.csv (customer_id, tokens, logit, p).
 #include <algorithm>
@@ -53,12 +54,11 @@ struct Args {
   int threads = 2;
   index requests = 20000;
   index batch = 256;
-  bool alone = false;  // score a request as a batch of one (not bit-identical to the batch scores)
 };
 
 const char* usage_text =
     "usage: serve [--model PATH] [--input CSV] [--threads N] [--requests N] [--batch N] [--out DIR]\n"
-    "             [--save-input CSV] [--alone]\n"
+    "             [--save-input CSV]\n"
     "Scores customer purchase-token sequences with a model an example saved: in batch, and as\n"
     "single requests from N threads on one const model; checks both give the same scores.\n"
     "  --model PATH      a model file (.uvpm), or a directory with purchase_lstm.uvpm,\n"
@@ -73,9 +73,7 @@ const char* usage_text =
     "  --threads N       request threads, and OpenMP threads of the batch scoring (2)\n"
     "  --requests N      single requests to time, over all threads (20000)\n"
     "  --batch N         sequences per batch (256)\n"
-    "  --out DIR         where scores.csv goes (out/serve)\n"
-    "  --alone           score each request as a batch of one instead of paired with a one-token\n"
-    "                    filler: slightly faster, but not bit-identical to the batch scores\n";
+    "  --out DIR         where scores.csv goes (out/serve)\n";
 
 template <class N>
 N parse_number(const std::string& option, const std::string& text) {
@@ -101,7 +99,6 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--threads") a.threads = parse_number<int>(k, value());
     else if (k == "--requests") a.requests = parse_number<index>(k, value());
     else if (k == "--batch") a.batch = parse_number<index>(k, value());
-    else if (k == "--alone") a.alone = true;
     else if (k == "--help" || k == "-h") {
       std::fputs(usage_text, stdout);
       std::exit(0);
@@ -157,7 +154,6 @@ class PurchaseModel {
   /// Everything one thread's calls write: only grows, so a thread's steady state allocates nothing.
   struct Workspace {
     uvp::nn::AnyModel<float>::Context ctx;
-    std::vector<index> ids;
   };
 
   /// Rebuilds the model `path` holds from the file alone (architecture, then weights: names,
@@ -211,30 +207,11 @@ class PurchaseModel {
     for (index b = 0; b < batch; ++b) out[b] = y(b, 0);
   }
 
-  /// One request: the logit of one sequence of n tokens (n in [1, max_len]).
-  ///
-  /// It is run as a batch of two, the request and a one-token filler (the padding id), because
-  /// Eigen evaluates a product with one row by a matrix-vector kernel (a dot product for 1 x 1)
-  /// that sums in another order than the kernel of two or more rows: alone, a request's logit
-  /// would differ from its batch logit in the last bits (measured with the composed model, see
-  /// README.md). With two rows every row goes through the same kernels as in a batch. This pairing
-  /// is a workaround that issue #15 is to make unnecessary. (Lstm::forward_last works in blocks of
-  /// about 1 MiB of input projections, 1024 / seq_len sequences here; a batch whose last block
-  /// held one sequence would put that one through the matrix-vector kernel again. main() checks
-  /// every score.)
+  /// One request: the logit of one sequence of n tokens (n in [1, max_len]), scored as a batch
+  /// of one. It is bit for bit the logit the same sequence gets in any batch, on any thread: the
+  /// library's blocks give each row the same answer at any batch size (docs/concepts.md, "Same
+  /// answer at any batch size"); main() checks every score.
   float request(const index* tokens, index n, Workspace& ws) const {
-    const std::size_t need = std::size_t(2 * n);
-    if (ws.ids.size() < need) ws.ids.resize(need);
-    std::copy_n(tokens, n, ws.ids.data());
-    std::fill_n(ws.ids.data() + n, n, ex::Vocabulary::padding);
-    const index lengths[2] = {n, 1};
-    float out[2];
-    logits(ws.ids.data(), lengths, 2, n, ws, out);
-    return out[0];
-  }
-
-  /// The same sequence alone (a batch of one): what request() would cost without the filler.
-  float request_alone(const index* tokens, index n, Workspace& ws) const {
     float out = 0;
     logits(tokens, &n, 1, n, ws, &out);
     return out;
@@ -417,10 +394,7 @@ int run(const Args& a) {
         std::copy_n(seqs.row(i), seq_len, bb.ids.data() + b * seq_len);
         bb.lengths[std::size_t(b)] = seqs.lengths[std::size_t(i)];
       }
-      if (m == 1)  // a batch of one is a request (see PurchaseModel::request)
-        bb.out[0] = model.request(bb.ids.data(), seq_len, bb.ws);
-      else
-        model.logits(bb.ids.data(), bb.lengths.data(), m, seq_len, bb.ws, bb.out.data());
+      model.logits(bb.ids.data(), bb.lengths.data(), m, seq_len, bb.ws, bb.out.data());
       for (index b = 0; b < m; ++b) batch_logits[std::size_t(order[std::size_t(s + b)])] = bb.out[std::size_t(b)];
     }
   };
@@ -453,7 +427,7 @@ int run(const Args& a) {
     for (index k = next++; k < a.requests + n; k = next++) {
       const index i = k % n, len = seqs.lengths[std::size_t(i)];
       const auto start = Clock::now();
-      const float logit = a.alone ? model.request_alone(seqs.row(i), len, mine) : model.request(seqs.row(i), len, mine);
+      const float logit = model.request(seqs.row(i), len, mine);
       const auto stop = Clock::now();
       if (k < n) single_logits[std::size_t(i)] = logit;
       else lat.push_back(seconds(stop - start));
@@ -467,7 +441,6 @@ int run(const Args& a) {
   std::sort(all.begin(), all.end());
   std::printf("requests: %ld\n", long(all.size()));
   std::printf("request_threads: %d\n", a.threads);
-  std::printf("request_mode: %s\n", a.alone ? "alone" : "paired");
   std::printf("requests_per_s: %.0f\n", double(a.requests + n) / t_single);
   std::printf("latency_p50_us: %.1f\n", 1e6 * quantile(all, 0.50));
   std::printf("latency_p99_us: %.1f\n", 1e6 * quantile(all, 0.99));

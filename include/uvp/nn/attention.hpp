@@ -29,7 +29,9 @@
 //
 // Both results are views owned by ctx (valid until its next forward); ctx keeps a view of x,
 // which must stay unchanged until the backward. The low-level forms take the caller's buffers:
-// forward(X, batch, seq_len, lengths, Y, ctx) and backward(X, dY, dX, ctx).
+// forward(X, batch, seq_len, lengths, Y, ctx) and backward(X, dY, dX, ctx). Every product of
+// forward is detail::row_product's: a sequence's outputs are bit for bit the same alone or in any
+// batch, at any thread count (docs/concepts.md, "Same answer at any batch size").
 #pragma once
 
 #include <algorithm>
@@ -42,9 +44,11 @@
 #include "uvp/core/check.hpp"
 #include "uvp/core/error.hpp"
 #include "uvp/core/init.hpp"
+#include "uvp/core/parallel.hpp"
 #include "uvp/core/random.hpp"
 #include "uvp/core/tensor.hpp"
 #include "uvp/detail/nn_matrix_io.hpp"
+#include "uvp/detail/row_product_math.hpp"
 #include "uvp/detail/sequence_batch.hpp"
 #include "uvp/detail/simd_compat.hpp"
 #include "uvp/detail/simd_math.hpp"
@@ -148,6 +152,8 @@ class MultiHeadSelfAttention : public Block<T> {
     index batch_ = 0, seq_len_ = 0, embed_ = 0, num_heads_ = 0, valid_ = 0;
     std::vector<index> lengths_, offsets_, pslot_;  // n_b; first packed row; first probability
     Buffer x_, qkv_, o_, probs_;                    // forward (x_: packed X)
+    uvp::detail::PackedRhs<T> w_in_, w_out_;        // W_in^T, W_out^T packed for row_product
+    std::vector<uvp::detail::PackedRhs<T>> kv_;     // per thread: K^T / sqrt(d), then V, of one head
     Buffer dy_, d_o_, dqkv_, dprobs_;               // backward scratch
     Buffer y_, dx_;                                 // the contract forms' Y and dX
     SequenceBatch<T> in_;                           // the contract forward's x
@@ -258,22 +264,35 @@ class MultiHeadSelfAttention : public Block<T> {
     T* const o_data = ctx.o_.data();
     const index* const len = ctx.lengths_.data();
     const index* const off = ctx.offsets_.data();
-    // One fork for the whole pass: each sequence's projections, heads and output rows are
-    // independent, so a thread takes whole sequences (no barrier between the stages).
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(dynamic, 1) if (parallel_worth(ctx))
-#endif
-    for (index b = 0; b < batch; ++b) {
-      const index n = len[b];
-      MatrixView<T> qkv(qkv_data + off[b] * E3, n, E3);
-      qkv.noalias() = ConstMatrixView<T>(x_data + off[b] * E, n, E) * param(w_in_, E3, E).transpose();
-      qkv.rowwise() += row_param(b_in_, E3);
-      for (index h = 0; h < nheads_; ++h) attend(ctx, b, h);
-      auto y = Y.middleRows(b * L, n);
-      y.noalias() = ConstMatrixView<T>(o_data + off[b] * E, n, E) * param(w_out_, E, E).transpose();
-      y.rowwise() += row_param(b_out_, E);
-      Y.middleRows(b * L + n, L - n).setZero();
+    // Every product is row_product's (detail/row_product_math.hpp): a sequence's result does
+    // not depend on the batch around it, where it lies in memory or the thread count.
+    ctx.w_in_.pack_transposed(param(w_in_, E3, E).data(), E, E3, E);
+    ctx.w_out_.pack_transposed(param(w_out_, E, E).data(), E, E, E);
+    const T* const b_in = this->values(this->tensors()[b_in_]).data();
+    const T* const b_out = this->values(this->tensors()[b_out_]).data();
+    // Each thread's K / V packing buffer, grown here for the longest sequence (no allocation in
+    // the loop, whichever thread takes which sequence).
+    const auto threads = static_cast<std::size_t>(parallel_worth(ctx) ? std::max(1, num_threads()) : 1);
+    if (ctx.kv_.size() < threads) ctx.kv_.resize(threads);
+    for (std::size_t i = 0; i < threads; ++i) {
+      ctx.kv_[i].reserve_for(head_dim_, L);
+      ctx.kv_[i].reserve_for(L, head_dim_);
     }
+    // One loop for the whole pass: each sequence's projections, heads and output rows are
+    // independent, so a thread takes whole sequences (uvp::parallel_chunks: no busy-waiting
+    // OpenMP team left behind, see docs/performance.md "Contention").
+    const auto sequence = [&](index b) {
+      const index n = len[b];
+      uvp::detail::row_product(x_data + off[b] * E, E, n, ctx.w_in_, b_in, false, qkv_data + off[b] * E3, E3);
+      for (index h = 0; h < nheads_; ++h) attend(ctx, b, h);
+      uvp::detail::row_product(o_data + off[b] * E, E, n, ctx.w_out_, b_out, false, Y.row(b * L).data(),
+                               Y.outerStride());
+      Y.middleRows(b * L + n, L - n).setZero();
+    };
+    if (parallel_worth(ctx))
+      uvp::parallel_chunks(batch, sequence);
+    else
+      for (index b = 0; b < batch; ++b) sequence(b);
     uvp::detail::nn_end_forward(ctx);
   }
 
@@ -319,10 +338,7 @@ class MultiHeadSelfAttention : public Block<T> {
   MatrixView<T> grad(std::size_t t, index r, index c) noexcept {
     return {this->grads(this->tensors()[t]).data(), r, c};
   }
-  // Biases as row vectors (rowwise() broadcasting needs a compile-time vector).
-  Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> row_param(std::size_t t, index n) const noexcept {
-    return {this->values(this->tensors()[t]).data(), n};
-  }
+  // Bias gradients as row vectors (rowwise() broadcasting needs a compile-time vector).
   Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> row_grad(std::size_t t, index n) noexcept {
     return {this->grads(this->tensors()[t]).data(), n};
   }
@@ -370,11 +386,14 @@ class MultiHeadSelfAttention : public Block<T> {
     const uvp::detail::ConstStridedView<T> Q(base, n, d, Eigen::OuterStride<>(E3));
     const uvp::detail::ConstStridedView<T> K(base + E, n, d, Eigen::OuterStride<>(E3));
     const uvp::detail::ConstStridedView<T> V(base + 2 * E, n, d, Eigen::OuterStride<>(E3));
-    MatrixView<T> P(ctx.probs_.data() + ctx.pslot_[static_cast<std::size_t>(b)] + h * n * n, n, n);
-    P.noalias() = (scale * Q) * K.transpose();
-    for (index i = 0; i < n; ++i) uvp::detail::attention_softmax_row(P.data() + i * n, causal_ ? i + 1 : n, n);
-    uvp::detail::StridedView<T> O(ctx.o_.data() + first * E + h * d, n, d, Eigen::OuterStride<>(E));
-    O.noalias() = P * V;
+    T* P = ctx.probs_.data() + ctx.pslot_[static_cast<std::size_t>(b)] + h * n * n;
+    // Q K^T / sqrt(d) with the scale packed into K^T, then P V, through this thread's buffer.
+    auto& packed = ctx.kv_[static_cast<std::size_t>(uvp::parallel_worker())];
+    packed.pack_transposed(K.data(), E3, n, d, scale);
+    uvp::detail::row_product(Q.data(), E3, n, packed, nullptr, false, P, n);
+    for (index i = 0; i < n; ++i) uvp::detail::attention_softmax_row(P + i * n, causal_ ? i + 1 : n, n);
+    packed.pack(V.data(), E3, n, d);
+    uvp::detail::row_product(P, n, n, packed, nullptr, false, ctx.o_.data() + first * E + h * d, E);
   }
 
   // The gradients of attend: dQ, dK, dV of sequence b, head h from dO (scratch: dprobs_).
@@ -448,41 +467,38 @@ class MultiHeadSelfAttention : public Block<T> {
     // E / chunk of W_out, each a GEMM over all valid rows of equal cost.
     constexpr index chunk = 16;
     const index chunks_in = (E3 + chunk - 1) / chunk, chunks = chunks_in + (E + chunk - 1) / chunk;
-    // One fork for the whole pass (Eigen's own threading would fork once per GEMM): first the
-    // sequences, then, after the loop's barrier, the blocks of parameter-gradient rows.
-#if defined(_OPENMP)
-#pragma omp parallel if (parallel_worth(ctx))
-#endif
-    {
-#if defined(_OPENMP)
-#pragma omp for schedule(dynamic, 1)
-#endif
-      for (index b = 0; b < batch; ++b) {
-        const index n = len[b];
-        MatrixView<T>(x_data + off[b] * E, n, E) = X.middleRows(b * L, n);
-        MatrixView<T>(d_o_data + off[b] * E, n, E).noalias() =
-            ConstMatrixView<T>(dy_data + off[b] * E, n, E) * param(w_out_, E, E);
-        for (index h = 0; h < nheads_; ++h) attend_backward(ctx, b, h);
-        if (dX) {
-          dX->middleRows(b * L, n).noalias() = ConstMatrixView<T>(dqkv_data + off[b] * E3, n, E3) * param(w_in_, E3, E);
-          dX->middleRows(b * L + n, L - n).setZero();
-        }
+    // Two loops of uvp::parallel_chunks (Eigen's products inside do not fork): the sequences,
+    // then the blocks of parameter-gradient rows. Each chunk writes its own rows, so the result
+    // does not depend on the thread count or on which thread ran what.
+    const bool parallel = parallel_worth(ctx);
+    const auto for_each = [parallel](index count, auto&& f) {
+      if (parallel)
+        uvp::parallel_chunks(count, f);
+      else
+        for (index k = 0; k < count; ++k) f(k);
+    };
+    for_each(batch, [&](index b) {
+      const index n = len[b];
+      MatrixView<T>(x_data + off[b] * E, n, E) = X.middleRows(b * L, n);
+      MatrixView<T>(d_o_data + off[b] * E, n, E).noalias() =
+          ConstMatrixView<T>(dy_data + off[b] * E, n, E) * param(w_out_, E, E);
+      for (index h = 0; h < nheads_; ++h) attend_backward(ctx, b, h);
+      if (dX) {
+        dX->middleRows(b * L, n).noalias() = ConstMatrixView<T>(dqkv_data + off[b] * E3, n, E3) * param(w_in_, E3, E);
+        dX->middleRows(b * L + n, L - n).setZero();
       }
-#if defined(_OPENMP)
-#pragma omp for schedule(static)
-#endif
-      for (index c = 0; c < chunks; ++c) {
-        const bool in = c < chunks_in;
-        const index cols = in ? E3 : E, r0 = (in ? c : c - chunks_in) * chunk, k = std::min(chunk, cols - r0);
-        // dW[r0 : r0 + k] += G[:, r0 : r0 + k]^T A, db[r0 : r0 + k] += column sums of G
-        const ConstMatrixView<T> G(in ? dqkv_data : dy_data, nv, cols);
-        const ConstMatrixView<T> A(in ? x_data : ctx.o_.data(), nv, E);
-        MatrixView<T> dW(this->grads(this->tensors()[in ? w_in_ : w_out_]).data() + r0 * E, k, E);
-        dW.noalias() += G.middleCols(r0, k).transpose() * A;
-        auto db = this->grads(this->tensors()[in ? b_in_ : b_out_]).as_vector().segment(r0, k);
-        for (index r = 0; r < nv; ++r) db += G.row(r).segment(r0, k).transpose();
-      }
-    }
+    });
+    for_each(chunks, [&](index c) {
+      const bool in = c < chunks_in;
+      const index cols = in ? E3 : E, r0 = (in ? c : c - chunks_in) * chunk, k = std::min(chunk, cols - r0);
+      // dW[r0 : r0 + k] += G[:, r0 : r0 + k]^T A, db[r0 : r0 + k] += column sums of G
+      const ConstMatrixView<T> G(in ? dqkv_data : dy_data, nv, cols);
+      const ConstMatrixView<T> A(in ? x_data : ctx.o_.data(), nv, E);
+      MatrixView<T> dW(this->grads(this->tensors()[in ? w_in_ : w_out_]).data() + r0 * E, k, E);
+      dW.noalias() += G.middleCols(r0, k).transpose() * A;
+      auto db = this->grads(this->tensors()[in ? b_in_ : b_out_]).as_vector().segment(r0, k);
+      for (index r = 0; r < nv; ++r) db += G.row(r).segment(r0, k).transpose();
+    });
   }
 
   index embed_ = 0, nheads_ = 0, head_dim_ = 0;

@@ -9,7 +9,8 @@
 //
 // with zero padding: X(b, u, c) = 0 for u < 0, u >= L, and (with lengths) u >= lengths[b].
 // Computed as im2col + one GEMM: the (batch * L_out) x (k C_in) patch matrix A (column j C_in + c
-// holds X(b, t s - p + j, c)) times W^T permuted to the same (j, c) order.
+// holds X(b, t s - p + j, c)) times W^T permuted to the same (j, c) order, by
+// detail::row_product: an output step is bit for bit the same in any batch (docs/concepts.md).
 //
 // Variable lengths: sequence b has n_b = lengths[b] valid steps; the steps past n_b are read as 0
 // whatever they hold, so the valid outputs are exactly what PyTorch gives for the sequence cut to
@@ -48,6 +49,7 @@
 #include "uvp/core/random.hpp"
 #include "uvp/core/tensor.hpp"
 #include "uvp/detail/nn_matrix_io.hpp"
+#include "uvp/detail/row_product_math.hpp"
 #include "uvp/detail/sequence_batch.hpp"
 #include "uvp/nn/layer.hpp"
 #include "uvp/nn/module.hpp"
@@ -232,10 +234,10 @@ class Conv1d : public Block<T> {
       for (index c = 0; c < in_; ++c)
         for (index j = 0; j < k_; ++j) w2[o * K + j * in_ + c] = w[(o * in_ + c) * k_ + j];
 
+    // One kernel for any number of rows: an output step depends on its patch alone, whatever
+    // the batch around it (detail/row_product_math.hpp).
     const ConstMatrixView<T> A(ctx.cols_.data(), rows, K);
-    const ConstMatrixView<T> W2(w2, out_, K);
-    Y.noalias() = A * W2.transpose();
-    if (has_bias_) Y.rowwise() += bias().as_vector().transpose();
+    uvp::detail::row_product_wt<T>(A, w2, out_, has_bias_ ? bias().data() : nullptr, Y);
     if (ctx.has_lengths_)
       for (index b = 0; b < batch; ++b) {
         const index m = ctx.out_lengths_[static_cast<std::size_t>(b)];

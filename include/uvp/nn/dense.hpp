@@ -28,6 +28,7 @@
 #include "uvp/core/tensor.hpp"
 #include "uvp/detail/nn_matrix_io.hpp"
 #include "uvp/detail/nn_rows.hpp"
+#include "uvp/detail/row_product_math.hpp"
 #include "uvp/nn/layer.hpp"
 #include "uvp/nn/module.hpp"
 
@@ -132,7 +133,8 @@ class Dense : public Block<T> {
     return has_bias_ ? this->grads(this->tensors()[bias_]) : Span<const T>();
   }
 
-  /// Y = X W^T + b. X: (n, in), finite; Y: (n, out), must not overlap X. Thread-safe.
+  /// Y = X W^T + b. X: (n, in), finite; Y: (n, out), must not overlap X. Thread-safe. Each row
+  /// of Y is bit for bit the same whatever n and the thread count (detail/row_product_math.hpp).
   void forward(ConstMatrixRef<T> X, MatrixRef<T> Y) const {
     constexpr const char* where = "uvp::nn::Dense::forward";
     uvp::detail::check_cols(where, "X", X.cols(), in_);
@@ -142,9 +144,8 @@ class Dense : public Block<T> {
       uvp::detail::raise<invalid_argument>(where, ": Y overlaps X (the output must not alias the input)");
     uvp::detail::nn_check_finite<T>(where, "X", X);
     if (X.rows() == 0) return;
-    const uvp::detail::NnSerialGemm serial(work(X.rows()));
-    Y.noalias() = X * weight().transpose();
-    if (has_bias_) Y.rowwise() += bias().as_vector().transpose();
+    // One kernel for any number of rows: a row's result does not depend on the batch around it.
+    uvp::detail::row_product_wt<T>(X, weight().data(), out_, has_bias_ ? bias().data() : nullptr, Y);
   }
 
   /// Allocating form: returns X W^T + b as a new (n, out) matrix.

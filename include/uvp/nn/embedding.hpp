@@ -235,13 +235,20 @@ class Embedding : public Block<T> {
     const std::size_t bytes = std::size_t(dim_) * sizeof(T);
     const index stride = out.outerStride();
     T* o = out.data();
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if (n * dim_ >= parallel_threshold)
-#endif
-    for (index i = 0; i < n; ++i) {
-      if (i + prefetch_distance < n) uvp::detail::prefetch_row(w + ids[i + prefetch_distance] * dim_, bytes);
-      std::memcpy(o + i * stride, w + ids[i] * dim_, bytes);
+    const auto copy = [&](index i0, index i1) {
+      for (index i = i0; i < i1; ++i) {
+        if (i + prefetch_distance < i1) uvp::detail::prefetch_row(w + ids[i + prefetch_distance] * dim_, bytes);
+        std::memcpy(o + i * stride, w + ids[i] * dim_, bytes);
+      }
+    };
+    if (n * dim_ < parallel_threshold) {
+      copy(0, n);
+      return;
     }
+    // Blocks of 4,096 rows, each taken by whichever thread is free (uvp::parallel_chunks: no
+    // busy-waiting OpenMP team left behind to compete with the backward that follows).
+    constexpr index block = 4096;
+    uvp::parallel_chunks((n + block - 1) / block, [&](index k) { copy(k * block, std::min(n, (k + 1) * block)); });
   }
 
   Matrix<T> forward(Span<const index> ids) const {
@@ -335,10 +342,12 @@ class Embedding : public Block<T> {
     return {{"num_embeddings", num_}, {"embedding_dim", dim_}};
   }
 
-  // Below this many gathered / scattered values a loop stays on one thread.
-  static constexpr index parallel_threshold = index(1) << 16;
+  // Below this many gathered / scattered values (4 MiB of floats) a loop stays on one thread: a
+  // smaller copy takes tens of microseconds, less than waking a second thread, and next to
+  // another busy program every fork risks waiting for a descheduled thread (W2's and W3's
+  // embeddings, 100,000-200,000 values a step, stay serial; W7's 6.4 M do not).
+  static constexpr index parallel_threshold = index(1) << 20;
   static constexpr index prefetch_distance = 16;
-  static constexpr index no_slot = std::numeric_limits<index>::min();
 
   T* table() noexcept { return this->values(this->tensors()[0]).data(); }
   const T* table() const noexcept { return this->values(this->tensors()[0]).data(); }
@@ -370,61 +379,91 @@ class Embedding : public Block<T> {
     }
   }
 
-  // Adds scale(i) * grad_row(i) to the sparse gradient row of ids[i] for every non-padding i.
-  // Pass 1 (serial) gives each distinct row its slot; pass 2 adds the rows, in parallel when it
-  // pays: thread t owns the slots k with (k / 16) % threads == t, so no row has two writers and
-  // every row sums its terms in position order whatever the thread count.
+  // Adds scale(i) * grad_row(i) to the sparse gradient row of ids[i] for every non-padding i,
+  // with the result of scatter_serial bit for bit, whatever the thread count: rows get their
+  // slots in the order of their first occurrence, and every row sums its terms in position
+  // order. With several threads the rows are split among `parts` owners (the power of 2 >= the
+  // thread count) by (r / 8) % parts (8 entries of slot_of_row share a cache line), and three
+  // loops of uvp::parallel_chunks run over the owners, with no serial pass over the positions:
+  //   1. each owner lists the first occurrences of its rows new to the gradient (ascending);
+  //   (serial: the gradient grows by the new rows)
+  //   2. each numbers its first occurrences: the slot of position i is the count of first
+  //      occurrences before i in all lists (a merge of the sorted lists), rows[slot] = ids[i];
+  //   3. the gradient rows are added by their owners, now owners of slots in blocks of 16 (the
+  //      rows lie next to each other in slot order: few cache lines with two writers), positions
+  //      in order: a row's first occurrence copies its row, later ones add.
   template <bool Scaled, class GradRow, class Scale>
   void scatter(Span<const index> ids, GradRow grad_row, Scale scale) {
     if constexpr (!Scaled) (void)scale;
-    SparseRowGrad<T>& sg = this->sparse_grad_mutable();
-    const index n = ids.size();
-    if (uvp::num_threads() == 1 || n * dim_ < parallel_threshold) {
+    const index n = ids.size(), threads = uvp::num_threads();
+    if (threads == 1 || n * dim_ < parallel_threshold) {
       scatter_serial<Scaled>(ids, grad_row, scale);
       return;
     }
-    index* slot = uvp::detail::grow(slot_, n);
+    SparseRowGrad<T>& sg = this->sparse_grad_mutable();
+    index parts = 1;
+    while (parts < threads) parts *= 2;
+    const index d = dim_, pad = padding_idx_, next = sg.size(), mask = parts - 1;
+    if (static_cast<index>(firsts_.size()) < parts) firsts_.resize(std::size_t(parts));
+    index* cursor = uvp::detail::grow(cursor_, parts * parts);  // part p's read position in each list
     index* slot_of_row = sg.slot_of_row.data();
-    index next = sg.size();
-    for (index i = 0; i < n; ++i) {
-      if (i + prefetch_distance < n) uvp::detail::prefetch_row(slot_of_row + ids[i + prefetch_distance], 1);
-      const index r = ids[i];
-      if (r == padding_idx_) {
-        slot[i] = no_slot;
-        continue;
-      }
-      index& k = slot_of_row[r];
-      if (k < 0) {
-        k = next++;
-        sg.rows.push_back(r);
-        slot[i] = ~k;  // first occurrence: copy rather than add
-      } else {
-        slot[i] = k;
-      }
-    }
-    sg.values.resize(std::size_t(next * dim_));
-    T* values = sg.values.data();
-    const index d = dim_;
-#if defined(_OPENMP)
-#pragma omp parallel if (n * dim_ >= parallel_threshold)
-#endif
-    {
-      index threads = 1, me = 0;
-#if defined(_OPENMP)
-      threads = omp_get_num_threads();
-      me = omp_get_thread_num();
-#endif
+    const index* id = ids.data();
+    const auto owns = [mask](index r, index p) { return ((r >> 3) & mask) == p; };
+    // Prefetches slot_of_row's entry of the row `prefetch_distance` positions on, if p owns it.
+    const auto prefetch = [&](index i, index p) {
+      if (i + prefetch_distance < n && owns(id[i + prefetch_distance], p))
+        uvp::detail::prefetch_row(slot_of_row + id[i + prefetch_distance], 1);
+    };
+    uvp::parallel_chunks(parts, [&](index p) {  // 1.
+      std::vector<index>& mine = firsts_[std::size_t(p)];
+      mine.clear();
       for (index i = 0; i < n; ++i) {
-        const index s = slot[i];
-        if (s == no_slot) continue;
-        const bool first = s < 0;
-        const index k = first ? ~s : s;
-        if (threads > 1 && (k >> 4) % threads != me) continue;
+        prefetch(i, p);
+        const index r = id[i];
+        if (r == pad || !owns(r, p) || slot_of_row[r] != -1) continue;
+        slot_of_row[r] = -2;  // seen; numbered in 2.
+        mine.push_back(i);
+      }
+    });
+    index total = 0;
+    for (index p = 0; p < parts; ++p) total += static_cast<index>(firsts_[std::size_t(p)].size());
+    sg.rows.resize(std::size_t(next + total));
+    sg.values.resize(std::size_t((next + total) * d));
+    index* rows = sg.rows.data();
+    T* values = sg.values.data();
+    index* first_at = uvp::detail::grow(first_at_, total);  // new slot next + j: its first position
+    uvp::parallel_chunks(parts, [&](index p) {  // 2.
+      index* at = cursor + p * parts;
+      std::fill_n(at, parts, index(0));
+      const std::vector<index>& mine = firsts_[std::size_t(p)];
+      for (std::size_t j = 0; j < mine.size(); ++j) {
+        const index i = mine[j];
+        index before = index(j);
+        for (index q = 0; q < parts; ++q) {
+          if (q == p) continue;
+          const std::vector<index>& other = firsts_[std::size_t(q)];
+          index& c = at[q];
+          while (c < static_cast<index>(other.size()) && other[std::size_t(c)] < i) ++c;
+          before += c;
+        }
+        rows[next + before] = id[i];
+        slot_of_row[id[i]] = next + before;
+        first_at[before] = i;
+      }
+    });
+    uvp::parallel_chunks(parts, [&](index p) {  // 3.
+      for (index i = 0; i < n; ++i) {
+        if (i + prefetch_distance < n) uvp::detail::prefetch_row(slot_of_row + id[i + prefetch_distance], 1);
+        const index r = id[i];
+        if (r == pad) continue;
+        const index k = slot_of_row[r];
+        if (((k >> 4) & mask) != p) continue;
+        const bool first = k >= next && first_at[k - next] == i;
         Eigen::Map<Vector<T>> dst(values + k * d, d);
         const Eigen::Map<const Vector<T>> g(grad_row(i), d);
         if constexpr (Scaled) {
           if (first)
-            dst = scale(i) * g;
+            dst = g * scale(i);  // as scatter_serial: the copy, then *= scale
           else
             dst += scale(i) * g;
         } else {
@@ -434,7 +473,7 @@ class Embedding : public Block<T> {
             dst += g;
         }
       }
-    }
+    });
   }
 
   // One pass on one thread: a row's first occurrence is appended, later ones added.
@@ -467,7 +506,9 @@ class Embedding : public Block<T> {
 
   index num_, dim_, padding_idx_;
   // Workspaces of backward / backward_bag; they only grow.
-  std::vector<index> slot_;
+  std::vector<std::vector<index>> firsts_;  // backward's first occurrences, per owner of rows
+  std::vector<index> cursor_;
+  std::vector<index> first_at_;
   std::vector<index> bag_of_;
   std::vector<T> bag_scale_;
 };

@@ -43,7 +43,9 @@
 // own; the split depends on the sizes only, and each chunk sums its own weight gradients, added
 // in chunk order: the results are the same, bit for bit, for any thread count. Every buffer lives
 // in the caller's context and only grows: after the first call of the largest shape, forward,
-// forward_last and backward allocate nothing.
+// forward_last and backward allocate nothing. The forward products are detail::row_product's
+// (the weights packed once per call): a sequence's outputs are bit for bit the same alone or in
+// any batch (docs/concepts.md, "Same answer at any batch size").
 #pragma once
 
 #include <algorithm>
@@ -62,6 +64,7 @@
 #include "uvp/core/tensor.hpp"
 #include "uvp/detail/gru_math.hpp"
 #include "uvp/detail/nn_rows.hpp"
+#include "uvp/detail/row_product_math.hpp"
 #include "uvp/detail/sequence_batch.hpp"
 #include "uvp/nn/layer.hpp"
 #include "uvp/nn/module.hpp"
@@ -123,6 +126,7 @@ class GruContext : public uvp::detail::NnContextBase {
   Buffer gates_, q_, h_, last_;        // per layer: r z n, W_hn h + b_hn, h (batch-first); h_n
   Buffer hcur_, p_;                    // the running h and h W_hh^T of the sequences still running
   Buffer xp_, seq_;                    // forward_last: input projections, a lower layer's outputs
+  std::vector<uvp::detail::PackedRhs<T>> packed_;  // W_ih^T, W_hh^T of each layer, packed for row_product
   Buffer dxp_, dhp_, dh_, dps_, dmid_, dx_, dw_;  // backward
 };
 
@@ -320,6 +324,12 @@ class Gru : public Block<T> {
       std::copy_n(bh + 2 * H, H, o + 3 * H);
     }
     std::fill_n(uvp::detail::grow(ctx.zeros_, H), H, T(0));
+    // Packed once per call, read by every chunk's products.
+    if (static_cast<index>(ctx.packed_.size()) < 2 * L) ctx.packed_.resize(static_cast<std::size_t>(2 * L));
+    for (index l = 0; l < L; ++l) {
+      ctx.packed_[std::size_t(2 * l)].pack_transposed(value(l, 0), layer_input(l), G3, layer_input(l));
+      ctx.packed_[std::size_t(2 * l + 1)].pack_transposed(value(l, 1), H, G3, H);
+    }
     uvp::detail::grow(ctx.last_, L * B * H);
     uvp::detail::grow(ctx.hcur_, B * H);
     uvp::detail::grow(ctx.p_, B * G3);
@@ -364,13 +374,15 @@ class Gru : public Block<T> {
     for (index l = 0; l < layers_; ++l) {
       T *G = ctx.gates_.data() + l * N * G3, *q = ctx.q_.data() + l * N * H, *h = ctx.h_.data() + l * N * H;
       const T* bias = ctx.bias_.data() + l * 4 * H;
-      const ConstMatrixView<T> Whh = w_hh(l);
-      // The input projections of all steps of the chunk: one GEMM.
-      MatrixView<T> A(G + b0 * S * G3, nb * S, G3);
+      const auto &Wih = ctx.packed_[std::size_t(2 * l)], &Whh = ctx.packed_[std::size_t(2 * l + 1)];
+      // The input projections of all steps of the chunk: one product. Every product here is
+      // row_product's, whose rows do not depend on the others: a sequence's result is the same
+      // in any batch, chunk or thread.
       if (l == 0)
-        A.noalias() = X.middleRows(b0 * S, nb * S) * w_ih(l).transpose();
+        uvp::detail::row_product(X.data() + b0 * S * in_, in_, nb * S, Wih, nullptr, false, G + b0 * S * G3, G3);
       else
-        A.noalias() = ConstMatrixView<T>(ctx.h_.data() + ((l - 1) * N + b0 * S) * H, nb * S, H) * w_ih(l).transpose();
+        uvp::detail::row_product(ctx.h_.data() + ((l - 1) * N + b0 * S) * H, H, nb * S, Wih, nullptr, false,
+                                 G + b0 * S * G3, G3);
       for (index b = b0; b < b1; ++b) std::fill(h + (b * S + len[b]) * H, h + (b + 1) * S * H, T(0));
       std::fill_n(hc, nb * H, T(0));
       index na = nb;
@@ -379,7 +391,7 @@ class Gru : public Block<T> {
         if (t == 0)
           std::fill_n(p, na * G3, T(0));
         else
-          MatrixView<T>(p, na, G3).noalias() = ConstMatrixView<T>(hc, na, H) * Whh.transpose();
+          uvp::detail::row_product(hc, H, na, Whh, nullptr, false, p, G3);
         for (index i = 0; i < na; ++i) {
           const index r = order[i] * S + t;
           uvp::detail::gru_forward_row(G + r * G3, p + i * G3, bias, hc + i * H, q + r * H, h + r * H, H);
@@ -404,12 +416,12 @@ class Gru : public Block<T> {
       T *hc = ctx.hcur_.data() + s0 * H, *p = ctx.p_.data() + s0 * G3;
       for (index l = 0; l < layers_; ++l) {
         const T* bias = ctx.bias_.data() + l * 4 * H;
-        const ConstMatrixView<T> Whh = w_hh(l);
+        const auto &Wih = ctx.packed_[std::size_t(2 * l)], &Whh = ctx.packed_[std::size_t(2 * l + 1)];
         const bool top = l == layers_ - 1;
         if (l == 0)
-          MatrixView<T>(xp, ns * S, G3).noalias() = X.middleRows(s0 * S, ns * S) * w_ih(l).transpose();
+          uvp::detail::row_product(X.data() + s0 * S * in_, in_, ns * S, Wih, nullptr, false, xp, G3);
         else
-          MatrixView<T>(xp, ns * S, G3).noalias() = ConstMatrixView<T>(seq, ns * S, H) * w_ih(l).transpose();
+          uvp::detail::row_product(seq, H, ns * S, Wih, nullptr, false, xp, G3);
         std::fill_n(hc, ns * H, T(0));
         index na = ns;
         for (index t = 0; t < tmax; ++t) {
@@ -417,7 +429,7 @@ class Gru : public Block<T> {
           if (t == 0)
             std::fill_n(p, na * G3, T(0));
           else
-            MatrixView<T>(p, na, G3).noalias() = ConstMatrixView<T>(hc, na, H) * Whh.transpose();
+            uvp::detail::row_product(hc, H, na, Whh, nullptr, false, p, G3);
           for (index i = 0; i < na; ++i) {
             const index r = (order[i] - s0) * S + t;
             uvp::detail::gru_forward_row_inplace(xp + r * G3, p + i * G3, bias, hc + i * H, H);

@@ -9,7 +9,8 @@
 //     dgamma += sum_r dy_r * xhat_r,   dbeta += sum_r dy_r                  (accumulated)
 //     dx_r = rstd_r (g_r - mean_j(g_rj) - xhat_r mean_j(g_rj xhat_rj))       (written)
 //
-// Statistics, xhat and the row reductions of backward are computed in double also for T = float:
+// Statistics (summed in column order: a row's result does not depend on the batch), xhat and
+// the row reductions of backward are computed in double also for T = float:
 // a float row of mean 100 and spread 1e-3 then matches float64 PyTorch to 1e-5 (float32
 // PyTorch is 2.4e-3 off). Defaults are PyTorch's: eps = 1e-5, elementwise_affine = true with
 // gamma = 1 and beta = 0 at start (without it there are no tensors). forward() saves (mean, rstd)
@@ -151,8 +152,14 @@ class LayerNorm : public Block<T> {
     for (index r = 0; r < n; ++r) {
       // In double: in float, rounding the mean alone can cost 4e-3 of a small spread.
       const auto x = X.row(r).array().template cast<double>();
-      const double mu = x.sum() * inv_d;
-      const double var = (x - mu).square().sum() * inv_d;  // two passes: no cancellation
+      // Sums in column order: Eigen's vectorised sum starts its packets at the first aligned
+      // element, so its order (and the result) would depend on where the row lies in the batch.
+      const T* xr = X.row(r).data();
+      double sum = 0, sq = 0;
+      for (index c = 0; c < d_; ++c) sum += double(xr[c]);
+      const double mu = sum * inv_d;
+      for (index c = 0; c < d_; ++c) sq += (double(xr[c]) - mu) * (double(xr[c]) - mu);
+      const double var = sq * inv_d;  // two passes: no cancellation
       const double rs = 1.0 / std::sqrt(var + eps_);
       mean[r] = mu;
       rstd[r] = rs;

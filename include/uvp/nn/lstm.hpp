@@ -63,7 +63,9 @@
 // split into one contiguous chunk of sequences per OpenMP thread, each running all its steps and
 // layers on its own (no barrier per step). Every buffer lives in the caller's context and only
 // grows: after the first call of the largest shape, forward, forward_last and backward allocate
-// nothing.
+// nothing. The forward products are detail::row_product's (the weights packed once per call),
+// whose rows do not depend on each other: a sequence's outputs are bit for bit the same alone or
+// in any batch, chunk or thread count (docs/concepts.md, "Same answer at any batch size").
 #pragma once
 
 #include <algorithm>
@@ -86,6 +88,7 @@
 #include "uvp/detail/elementwise_math.hpp"
 #include "uvp/detail/nn_matrix_io.hpp"
 #include "uvp/detail/nn_rows.hpp"
+#include "uvp/detail/row_product_math.hpp"
 #include "uvp/detail/sequence_batch.hpp"
 #include "uvp/detail/simd_compat.hpp"
 #include "uvp/detail/simd_math.hpp"
@@ -215,17 +218,26 @@ void lstm_add_row_sums(const T* m, index rows, index cols, index stride, T* acc)
   for (index r = 0; r < rows; ++r) kernels::axpy(T(1), m + r * stride, acc, cols);
 }
 
-/// Runs f(k) for k in [0, chunks): one OpenMP thread each when chunks > 1.
+/// Runs f(k) for k in [0, chunks): uvp::parallel_chunks, each free thread taking the next chunk.
 template <class F>
 void lstm_for_chunks(index chunks, F&& f) {
   if (chunks <= 1) {
     f(index(0));
     return;
   }
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static, 1) num_threads(static_cast<int>(chunks))
-#endif
-  for (index k = 0; k < chunks; ++k) f(k);
+  uvp::parallel_chunks(chunks, f);
+}
+
+/// How many chunks of sequences a training forward (and its backward) splits a batch into: a
+/// function of the batch and the work alone, never of the thread count, because the weight
+/// gradients are summed chunk by chunk: the same chunks give the same bits on any number of
+/// threads. Chunks of at least 16 sequences and 2^19 multiply-adds (smaller ones lose more in
+/// the per-step products than a second thread gains), at most 8 (enough for a free thread to
+/// take over the chunks of one another program delays).
+inline index lstm_train_chunk_count(index batch, index work_per_sequence) noexcept {
+  const index by_rows = batch / 16;
+  const index by_work = batch * work_per_sequence / (index(1) << 19);
+  return std::max<index>(1, std::min<index>({index(8), by_rows, by_work}));
 }
 
 /// How many chunks of sequences (threads) a batch is split into: one per thread while each gets
@@ -389,6 +401,7 @@ class LstmContext : public uvp::detail::NnContextBase {
   Buffer hn_, cn_;                       // last valid h and c per layer; forward_last's running state
   Buffer xp_;                            // forward_last: input projections of one block per thread
   Buffer hseq_;                          // forward_last, several layers: a lower layer's h of one block
+  std::vector<uvp::detail::PackedRhs<T>> packed_;  // W_ih^T, W_hh^T of each layer, packed for row_product
   Buffer dgates_, dh_, dc_, dbias_, dweights_;  // backward (dh_, dc_ per layer)
   Buffer dmid_;                          // backward, several layers: gradient of a lower layer's output
   // The layer contract: the forward's input, and the input gradient backward returns.
@@ -566,9 +579,10 @@ class LstmCell : public Block<T> {
     T* tc = uvp::detail::grow(ctx.tc_, B * H);
     sum_biases(bias);
     if (B > 0) {
+      // The kernel of any number of rows: a row's step does not depend on the batch around it.
       MatrixView<T> G(gates, B, G4);
-      G.noalias() = x * weight_ih().transpose();
-      G.noalias() += h * weight_hh().transpose();
+      uvp::detail::row_product_wt<T>(x, weight_ih().data(), G4, nullptr, G);
+      uvp::detail::row_product_wt<T>(h, weight_hh().data(), G4, nullptr, G, true);
       for (index r = 0; r < B; ++r)
         uvp::detail::lstm_forward_row(gates + r * G4, bias, c.row(r).data(), c_out.row(r).data(), tc + r * H,
                                       h_out.row(r).data(), H);
@@ -844,7 +858,6 @@ class Lstm : public Block<T> {
   }
 
  private:
-  using Strided = uvp::detail::StridedView<T>;
   using ConstStrided = uvp::detail::ConstStridedView<T>;
   /// forward_last works on blocks of sequences whose input projections (seq_len x 4H each) fit
   /// in about this many bytes, so that they are still in cache when the steps read them.
@@ -902,13 +915,23 @@ class Lstm : public Block<T> {
     }
     uvp::detail::grow(ctx.zeros_, H);
     std::fill_n(ctx.zeros_.data(), H, T(0));
+    // Packed once per call, read by every chunk's products.
+    if (static_cast<index>(ctx.packed_.size()) < 2 * L) ctx.packed_.resize(static_cast<std::size_t>(2 * L));
+    for (index l = 0; l < L; ++l) {
+      ctx.packed_[std::size_t(2 * l)].pack_transposed(value(ids(l).w_ih), layer_input(l), G4, layer_input(l));
+      ctx.packed_[std::size_t(2 * l + 1)].pack_transposed(value(ids(l).w_hh), H, G4, H);
+    }
     T* hn = uvp::detail::grow(ctx.hn_, L * batch * H);
     T* cn = uvp::detail::grow(ctx.cn_, L * batch * H);
     if (h0) {
       MatrixView<T>(uvp::detail::grow(ctx.h0_, L * batch * H), L * batch, H) = *h0;
       MatrixView<T>(uvp::detail::grow(ctx.c0_, L * batch * H), L * batch, H) = *c0;
     }
-    const index chunks = uvp::detail::lstm_chunk_count(batch, S * G4 * (H + in_) + (L - 1) * S * G4 * 2 * H);
+    const index work = S * G4 * (H + in_) + (L - 1) * S * G4 * 2 * H;
+    // With history, backward sums its weight gradients over these chunks: their number must not
+    // depend on the thread count (see lstm_train_chunk_count).
+    const index chunks = history ? uvp::detail::lstm_train_chunk_count(batch, work)
+                                 : uvp::detail::lstm_chunk_count(batch, work);
     ctx.chunks_ = chunks;
     if (history) {
       const index N = batch * S;
@@ -916,8 +939,9 @@ class Lstm : public Block<T> {
       uvp::detail::grow(ctx.c_, L * N * H);
       uvp::detail::grow(ctx.tc_, L * N * H);
       uvp::detail::grow(ctx.h_, L * N * H);
-      // Each thread runs every layer of its chunk of sequences (they are independent).
-      uvp::detail::lstm_for_chunks(chunks, [&](index k) {
+      // Each thread runs every layer of its chunk of sequences (they are independent). Through
+      // parallel_chunks even for one chunk: no product inside forks, on any thread count.
+      uvp::parallel_chunks(chunks, [&](index k) {
         const index b0 = batch * k / chunks, b1 = batch * (k + 1) / chunks;
         forward_chunk(0, X, b0, b1, ctx);
         for (index l = 1; l < L; ++l) forward_chunk(l, below(l, ctx), b0, b1, ctx);
@@ -957,20 +981,23 @@ class Lstm : public Block<T> {
     T* gates = ctx.gates_.data() + l * N * G4;
     T *c = ctx.c_.data() + l * N * H, *tc = ctx.tc_.data() + l * N * H, *h = ctx.h_.data() + l * N * H;
     const T* bias = ctx.bias_.data() + l * G4;
-    const ConstMatrixView<T> Wih = wih(l), Whh = whh(l);
-    // The input projections of all steps of the chunk: one GEMM.
-    MatrixView<T>(gates + b0 * S * G4, nb * S, G4).noalias() = X.middleRows(b0 * S, nb * S) * Wih.transpose();
+    const auto &Wih = ctx.packed_[std::size_t(2 * l)], &Whh = ctx.packed_[std::size_t(2 * l + 1)];
+    // The input projections of all steps of the chunk: one product. Every product here is
+    // row_product's, whose rows do not depend on the others: a sequence's result is the same in
+    // any batch, chunk or thread.
+    uvp::detail::row_product(X.data() + b0 * S * X.outerStride(), X.outerStride(), nb * S, Wih, nullptr, false,
+                             gates + b0 * S * G4, G4);
     index tmax = 0;
     for (index b = b0; b < b1; ++b) {
       tmax = std::max(tmax, len[b]);
       std::fill(h + (b * S + len[b]) * H, h + (b + 1) * S * H, T(0));  // padded outputs
     }
     for (index t = 0; t < tmax; ++t) {
-      Strided Gt(gates + (b0 * S + t) * G4, nb, G4, Eigen::OuterStride<>(S * G4));
+      T* Gt = gates + (b0 * S + t) * G4;  // step t of each sequence, row stride S * 4H
       if (t > 0)
-        Gt.noalias() += ConstStrided(h + (b0 * S + t - 1) * H, nb, H, Eigen::OuterStride<>(S * H)) * Whh.transpose();
+        uvp::detail::row_product(h + (b0 * S + t - 1) * H, S * H, nb, Whh, nullptr, true, Gt, S * G4);
       else if (ctx.initial_)
-        Gt.noalias() += ConstMatrixView<T>(ctx.h0_.data() + (l * ctx.batch_ + b0) * H, nb, H) * Whh.transpose();
+        uvp::detail::row_product(ctx.h0_.data() + (l * ctx.batch_ + b0) * H, H, nb, Whh, nullptr, true, Gt, S * G4);
       for (index b = b0; b < b1; ++b) {
         if (t >= len[b]) continue;
         const index r = b * S + t;
@@ -1001,17 +1028,16 @@ class Lstm : public Block<T> {
           std::fill_n(hs + s0 * H, ns * H, T(0));
           std::fill_n(cs + s0 * H, ns * H, T(0));
         }
-        const ConstMatrixView<T> Wih = wih(l), Whh = whh(l);
+        const auto &Wih = ctx.packed_[std::size_t(2 * l)], &Whh = ctx.packed_[std::size_t(2 * l + 1)];
         if (l == 0)
-          MatrixView<T>(xp, ns * S, G4).noalias() = X.middleRows(s0 * S, ns * S) * Wih.transpose();
+          uvp::detail::row_product(X.data() + s0 * S * X.outerStride(), X.outerStride(), ns * S, Wih, nullptr, false,
+                                   xp, G4);
         else
-          MatrixView<T>(xp, ns * S, G4).noalias() = ConstMatrixView<T>(hseq, ns * S, H) * Wih.transpose();
+          uvp::detail::row_product(hseq, H, ns * S, Wih, nullptr, false, xp, G4);
         if (l == L - 1) {
           for (index t = 0; t < tmax; ++t) {
-            if (t > 0 || ctx.initial_) {
-              Strided Gt(xp + t * G4, ns, G4, Eigen::OuterStride<>(S * G4));
-              Gt.noalias() += ConstMatrixView<T>(hs + s0 * H, ns, H) * Whh.transpose();
-            }
+            if (t > 0 || ctx.initial_)  // step t of each sequence: row stride S * 4H
+              uvp::detail::row_product(hs + s0 * H, H, ns, Whh, nullptr, true, xp + t * G4, S * G4);
             for (index b = s0; b < s1; ++b)
               if (t < len[b])
                 uvp::detail::lstm_forward_row_inplace(xp + ((b - s0) * S + t) * G4, bias, cs + b * H, hs + b * H, H);
@@ -1022,11 +1048,10 @@ class Lstm : public Block<T> {
           for (index b = s0; b < s1; ++b)
             std::fill(hseq + ((b - s0) * S + len[b]) * H, hseq + (b - s0 + 1) * S * H, T(0));
         for (index t = 0; t < tmax; ++t) {
-          Strided Gt(xp + t * G4, ns, G4, Eigen::OuterStride<>(S * G4));
           if (t > 0)
-            Gt.noalias() += ConstStrided(hseq + (t - 1) * H, ns, H, Eigen::OuterStride<>(S * H)) * Whh.transpose();
+            uvp::detail::row_product(hseq + (t - 1) * H, S * H, ns, Whh, nullptr, true, xp + t * G4, S * G4);
           else if (ctx.initial_)
-            Gt.noalias() += ConstMatrixView<T>(hs + s0 * H, ns, H) * Whh.transpose();
+            uvp::detail::row_product(hs + s0 * H, H, ns, Whh, nullptr, true, xp + t * G4, S * G4);
           for (index b = s0; b < s1; ++b)
             if (t < len[b])
               uvp::detail::lstm_forward_row_inplace(xp + ((b - s0) * S + t) * G4, bias, cs + b * H,
@@ -1073,7 +1098,7 @@ class Lstm : public Block<T> {
     // With several layers: the gradient of layer l - 1's output, dG_l W_ih_l, rows of each chunk.
     T* dmid = L > 1 ? uvp::detail::grow(ctx.dmid_, N * H) : nullptr;
     const ConstMatrixRef<T> dmid_rows = ConstMatrixView<T>(dmid, L > 1 ? N : 0, H);
-    uvp::detail::lstm_for_chunks(chunks, [&](index k) {
+    uvp::parallel_chunks(chunks, [&](index k) {  // even for one chunk: no product inside forks
       const index b0 = B * k / chunks, b1 = B * (k + 1) / chunks;
       for (index l = L - 1; l >= 0; --l) {
         const bool top = l == L - 1;
