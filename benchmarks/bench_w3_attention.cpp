@@ -11,7 +11,9 @@
 // of 16 fixed minibatches (benchmarks/support/w3_data.hpp, the same the LibTorch peer,
 // benchmarks/peers/libtorch/w3_attention.cpp, trains on). 20 warm-up steps, then each
 // repetition times 200 steps; 5 repetitions, the *_median row is the figure to compare.
-// Counters: loss (mean training BCE over the timed steps), cpu_ms (process CPU time per step).
+// Counters: loss (mean training BCE over the timed steps), cpu_ms (process CPU time per step),
+// flops (per step, mean over the timed steps: the products of the attention's forward and
+// backward over the valid steps, w3_step_flops; what limit_frac= divides by the FMA peak).
 // W3_attention_step_uvp_blocks/threads:{1,2}: the same model wired by hand from the same blocks
 // (their low-level forms and caller-owned buffers, a BlockList for the optimizer): what the
 // composed model costs over it. Same weights and data, so both report the same loss.
@@ -121,6 +123,21 @@ struct W3Blocks {
   }
 };
 
+/// Floating-point operations of one training step on batch k, counted as 2 per multiply-add of
+/// the attention's matrix products over each sequence's n valid steps (E = d_model): forward
+/// 2 n E 3E (in-projection) + 2 n^2 E (Q K^T, all heads) + 2 n^2 E (P V) + 2 n E^2 (out-projection)
+/// = 8 n E^2 + 4 n^2 E; backward twice that (each product's two input gradients). The
+/// embedding, pooling, head and optimizer are memory-bound and left out: a lower bound.
+double w3_step_flops(const uvp_bench::W3Data& d, std::size_t k) {
+  const double E = double(D::d_model);
+  double f = 0;
+  for (const std::int64_t len : d.lengths[k]) {
+    const double n = double(len);
+    f += 3.0 * (8.0 * n * E * E + 4.0 * n * n * E);
+  }
+  return f;
+}
+
 template <class Model>
 void run_w3(benchmark::State& state) {
   const int threads = int(state.range(0));
@@ -133,9 +150,10 @@ void run_w3(benchmark::State& state) {
   Model model;
   std::size_t k = 0;
   for (int i = 0; i < 20; ++i) model.step(d, k++ % d.ids.size());  // warm-up: buffers, Adam state
-  double cpu = 0, loss_sum = 0;
+  double cpu = 0, loss_sum = 0, flops = 0;
   int loss_n = 0;
   for (auto _ : state) {
+    flops += w3_step_flops(d, k % d.ids.size());
     const double c0 = process_cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();
     const double loss = model.step(d, k++ % d.ids.size());
@@ -147,6 +165,7 @@ void run_w3(benchmark::State& state) {
   }
   state.counters["loss"] = loss_n ? loss_sum / loss_n : 0.0;
   state.counters["cpu_ms"] = 1e3 * cpu / double(state.iterations());
+  state.counters["flops"] = flops / double(state.iterations());
 }
 
 void W3_attention_step_uvp(benchmark::State& state) { run_w3<W3Model>(state); }

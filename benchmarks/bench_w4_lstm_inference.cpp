@@ -11,10 +11,16 @@
 //   1,000 warm-up calls) and allocs_per_call (heap allocations inside the timed calls, counted by
 //   the global operator new this program replaces; 0 is the requirement).
 // W4b_lstm_uvp/threads:{1,2}: one iteration scores one batch of 1,024 sequences (the next of 4);
-//   5 repetitions of 10 batches; counter seq_per_s; compare the *_median rows.
+//   5 repetitions of 10 batches; counters seq_per_s and cpu_ms (process CPU time per batch, all
+//   threads: on a shared machine the wall time also counts other programs); compare the *_median
+//   rows.
 // W4a_lstm_uvp_blocks, W4b_lstm_uvp_blocks: the same, timed the same way, with the blocks wired
 //   by hand (their low-level forms into caller-owned buffers): what the composed model costs.
 // The sequences come from support/lstm_data.hpp, as in the LibTorch peer w4_lstm_inference_torch.
+//
+//   bench_w4_lstm_inference --w4_export=DIR
+// writes the composed model's weights and its logits for the W4a and W4b sequences into DIR and
+// exits: what the ONNX Runtime peer (peers/onnxruntime) is exported from and checked against.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
 // GCC PR 105593: false -W(maybe-)uninitialized inside the AVX-512 intrinsics Eigen and xsimd use.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -27,18 +33,26 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <ctime>
 #include <new>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "support/lstm_data.hpp"
 #include "uvp/core/parallel.hpp"
+#include "uvp/io/file.hpp"
 #include "uvp/nn/chain.hpp"
 #include "uvp/nn/dense.hpp"
 #include "uvp/nn/embedding.hpp"
 #include "uvp/nn/lstm.hpp"
 #include "uvp/nn/pooling.hpp"
+#include "uvp/nn/safetensors_model.hpp"
 
 namespace {
 std::atomic<long> g_allocations{0};
@@ -83,6 +97,7 @@ const W4Net& net() {
     uvp::nn::Lstm<float> lstm(E, H, rng);
     uvp::nn::Dense<float> head(H, 1, rng);
     W4Net m(std::move(emb), std::move(lstm), uvp::nn::GlobalLastPool1d<float>(), std::move(head));
+    m.set_names({"embedding", "lstm", "pool", "head"});  // the tensor names --w4_export writes
     m.eval();
     return m;
   }();
@@ -137,6 +152,13 @@ struct HandWired {
   explicit HandWired(uvp::index batch) : ws(batch) {}
   uvp::ConstMatrixView<float> operator()(const std::int64_t* ids, uvp::index batch) { return score(m, ids, batch, ws); }
 };
+
+// CPU time of the whole process (all threads), in seconds.
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
 
 double percentile(std::vector<double>& v, double p) {
   const std::size_t k = std::min(v.size() - 1, std::size_t(p * double(v.size() - 1) + 0.5));
@@ -207,6 +229,7 @@ void run_w4b(benchmark::State& state) {
   std::int64_t k = 0;
   for (; k < 2; ++k) f(data.batch_ids(k), batch);
   float sink = 0;
+  const double c0 = process_cpu_seconds();
   for (auto _ : state) {
     const auto t0 = std::chrono::steady_clock::now();
     const uvp::ConstMatrixView<float> z = f(data.batch_ids(k), batch);
@@ -216,6 +239,7 @@ void run_w4b(benchmark::State& state) {
     state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
   }
   benchmark::DoNotOptimize(sink);
+  state.counters["cpu_ms"] = 1e3 * (process_cpu_seconds() - c0) / double(state.iterations());
   state.counters["seq_per_s"] =
       benchmark::Counter(double(batch) * double(state.iterations()), benchmark::Counter::kIsRate);
 }
@@ -237,6 +261,52 @@ void W4b_lstm_uvp_blocks(benchmark::State& state) { run_w4b<HandWired>(state); }
 UVP_W4B_BENCH(W4b_lstm_uvp);
 UVP_W4B_BENCH(W4b_lstm_uvp_blocks);
 
+// --w4_export: the files the ONNX Runtime peer reads (peers/onnxruntime/export_w4.py, w4_ort.mjs).
+//   w4_weights.safetensors  every tensor of net() under its PyTorch state_dict name, F32
+//                           (nn::save_safetensors; "embedding.weight", "lstm.weight_ih_l0", ...)
+// and little-endian raw arrays:
+//   w4a_ids.i64, w4a_uvp.f32  W4a's 256 sequences (256 x 50 int64) and uvp's logits for them
+//   w4b_ids.i64, w4b_uvp.f32  W4b's 4 batches (4096 x 50 int64) and uvp's logits for them
+std::string bytes_of(const void* p, std::size_t n) { return std::string(static_cast<const char*>(p), n); }
+
+void export_w4(const std::string& dir) {
+  const W4Net& m = net();
+  uvp::nn::save_safetensors(dir + "/w4_weights.safetensors", m, {{"source", "bench_w4_lstm_inference"}});
+  uvp::ThreadCountGuard guard(1);
+  Composed f(1);
+  const auto save = [&](const char* name, const uvp_bench::LstmData& d) {
+    std::vector<float> z;
+    for (std::int64_t k = 0; k < d.batches; ++k) {
+      const uvp::ConstMatrixView<float> out = f(d.batch_ids(k), d.batch);
+      for (uvp::index b = 0; b < d.batch; ++b) z.push_back(out(b, 0));
+    }
+    const std::string stem = dir + "/" + name;
+    uvp::write_file_atomic(stem + "_ids.i64", bytes_of(d.ids.data(), d.ids.size() * sizeof(std::int64_t)),
+                           "bench_w4_lstm_inference --w4_export");
+    uvp::write_file_atomic(stem + "_uvp.f32", bytes_of(z.data(), z.size() * sizeof(float)),
+                           "bench_w4_lstm_inference --w4_export");
+  };
+  save("w4a", uvp_bench::make_lstm_data(1, 256, 4004));
+  save("w4b", uvp_bench::make_lstm_data(1024, 4, 4005));
+}
+
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--w4_export=", 12) != 0) continue;
+    try {
+      export_w4(argv[i] + 12);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      return 1;
+    }
+    std::printf("wrote the W4 model and logits to %s\n", argv[i] + 12);
+    return 0;
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -4,7 +4,7 @@
 # Sourced by benchmarks/compare, whose helpers it uses. One line per thread count:
 #   W7 threads=<t> uvp_gbs=<x> peer=libtorch peer_gbs=<y> ratio=<x/y> triad_gbs=<z> frac=<x/z>
 #      peer_frac=<y/z> peer_uncoalesced_gbs=<u> uncoalesced_ratio=<x/u> uvp_cpu_ms=<a>
-#      peer_cpu_ms=<b> peer_uncoalesced_cpu_ms=<c> same_ids=yes|no
+#      peer_cpu_ms=<b> peer_uncoalesced_cpu_ms=<c> same_ids=yes|no limit_frac=<x/z>
 # GB/s = the bytes of benchmarks/support/w7_data.hpp (4 x 100,000 x 64 x 4 B) / the median time;
 # peer_gbs times torch::embedding forward + backward + grad.coalesce() (the summed rows uvp's
 # backward produces); peer_uncoalesced_gbs without coalesce() (its sparse gradient is then d_out
@@ -32,15 +32,16 @@ workload_W7() {
     fi
     local head="W7 threads=$t uvp_gbs=$(fmt "$gbs") peer=libtorch"
     local tail="triad_gbs=$(fmt "$triad") frac=$(div "$gbs" "$triad")"
+    # limit_frac: frac itself (W7's own triad, measured in its program's run next to the gather).
     if [[ -z $peer ]]; then
-      echo "$head skipped: $why $tail"
+      echo "$head skipped: $why $tail limit_frac=$(div "$gbs" "$triad")"
       continue
     fi
     log "running w7_embedding_torch --threads $t"
     local line
-    line=$(env "${BLAS_ENV[@]}" "$peer" --threads "$t" --reps 5 2>"$WORK/w7_torch_$t.err" | tee "$WORK/w7_torch_$t.log" | tail -1)
+    line=$(measure env "${BLAS_ENV[@]}" "$peer" --threads "$t" --reps 5 2>"$WORK/w7_torch_$t.err" | tee "$WORK/w7_torch_$t.log" | tail -1)
     if [[ $line != *peer_gbs=* ]]; then
-      echo "$head skipped: the peer failed (see $WORK/w7_torch_$t.err) $tail"
+      echo "$head skipped: the peer failed (see $WORK/w7_torch_$t.err) $tail limit_frac=$(div "$gbs" "$triad")"
       continue
     fi
     local pgbs pcgbs pcpu pccpu phash same=no
@@ -55,6 +56,7 @@ workload_W7() {
     # tensor) scatters nothing yet, so its "GB/s" by the same byte count exceeds the triad.
     echo "$head peer_gbs=$(fmt "$pcgbs") ratio=$(div "$gbs" "$pcgbs") $tail peer_frac=$(div "$pcgbs" "$triad")" \
       "peer_uncoalesced_gbs=$(fmt "$pgbs") uncoalesced_ratio=$(div "$gbs" "$pgbs")" \
-      "uvp_cpu_ms=$(fmt "$cpu") peer_cpu_ms=$(fmt "$pccpu") peer_uncoalesced_cpu_ms=$(fmt "$pcpu") same_ids=$same"
+      "uvp_cpu_ms=$(fmt "$cpu") peer_cpu_ms=$(fmt "$pccpu") peer_uncoalesced_cpu_ms=$(fmt "$pcpu") same_ids=$same" \
+      "limit_frac=$(div "$gbs" "$triad")"
   done
 }
