@@ -24,7 +24,8 @@
 #include <arm_neon.h>
 #endif
 
-#if defined(__GNUC__) || defined(__clang__)
+// nvcc's front end defines __GNUC__ but rejects "GCC unroll" (a .cu file may include the CPU blocks).
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDACC__)
 #define UVP_GEMM_UNROLL _Pragma("GCC unroll 16")
 #define UVP_GEMM_PREFETCH(p) __builtin_prefetch(p)
 #else
