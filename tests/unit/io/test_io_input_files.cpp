@@ -11,26 +11,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "support/temp_dir.hpp"
 #include "support/test_support.hpp"
 #include "uvp/clv/transactions.hpp"
 #include "uvp/io/file.hpp"
 
 namespace fs = std::filesystem;
 
-namespace {
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag)
-      : path(fs::temp_directory_path() / ("uvp_" + tag + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-}  // namespace
+using uvp_test::TempDir;
 
 TEST_CASE("read_whole_file: regular files only, named in the message") {
   TempDir dir("read_whole");

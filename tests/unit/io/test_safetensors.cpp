@@ -20,6 +20,7 @@
 
 #include <unistd.h>
 
+#include "support/temp_dir.hpp"
 #include "support/test_support.hpp"
 #include "uvp/io/safetensors.hpp"
 
@@ -29,19 +30,7 @@ using uvp::io::write_safetensors;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag)
-      : path(fs::temp_directory_path() / ("uvp_" + tag + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using uvp_test::TempDir;
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
