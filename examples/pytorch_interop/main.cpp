@@ -137,7 +137,7 @@ int run(const ex::CommonArgs& args, const InteropArgs& io) {
   const uvp::Vector<double> p_uvp = ex::predict_purchase(model, ds, ds.test);
   const double diff = (p_uvp - p_torch).cwiseAbs().maxCoeff();
   std::printf("max_abs_diff_vs_torch: %.3g\n", diff);
-  std::printf("torch_test_roc_auc: %.4f\ntest_roc_auc: %.4f\n", test_auc(ds, p_torch), test_auc(ds, p_uvp));
+  std::printf("torch_test_roc_auc: %.4f\nroc_auc: %.4f\n", test_auc(ds, p_torch), test_auc(ds, p_uvp));
   if (!(diff <= io.tolerance)) {
     std::fprintf(stderr, "pytorch_interop: max_abs_diff_vs_torch %.3g is above the tolerance %.3g\n", diff,
                  io.tolerance);
