@@ -27,6 +27,21 @@ struct tolerance<double> {
   static constexpr double rel = 1e-12;
 };
 
+/// True in a build with AddressSanitizer or ThreadSanitizer, where the kernels run 10 to 300
+/// times slower (-O0 plus instrumentation): the slowest tests shrink their largest problems
+/// there, and the Release run covers the full sizes.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool sanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool sanitized = true;
+#else
+inline constexpr bool sanitized = false;
+#endif
+#else
+inline constexpr bool sanitized = false;
+#endif
+
 inline std::string fixture_path(const std::string& name) { return std::string(UVP_FIXTURE_DIR) + "/" + name; }
 inline std::string data_path(const std::string& name) { return std::string(UVP_DATA_DIR) + "/" + name; }
 

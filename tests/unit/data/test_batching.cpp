@@ -4,34 +4,14 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <numeric>
 #include <vector>
 
 #include "support/test_support.hpp"
-#include "uvp/data/batching.hpp"
-
 // Counts operator new calls (std::vector and friends); Eigen allocates through malloc, so its
 // buffers are checked by pointer identity instead.
-namespace {
-std::atomic<long> g_news{0};
-}
-// Kept out of line: GCC's -Wmismatched-new-delete misfires when an inlined delete's free() meets
-// a pointer from operator new.
-#if defined(__GNUC__)
-#define UVP_TEST_NOINLINE __attribute__((noinline))
-#else
-#define UVP_TEST_NOINLINE
-#endif
-UVP_TEST_NOINLINE void* operator new(std::size_t n) {
-  ++g_news;
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-UVP_TEST_NOINLINE void operator delete(void* p) noexcept { std::free(p); }
-UVP_TEST_NOINLINE void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#include "unit/optim/alloc_counter.hpp"
+#include "uvp/data/batching.hpp"
 
 using Idx = uvp::index;
 using uvp::Span;
@@ -191,7 +171,7 @@ TEST_CASE("a training loop allocates nothing per batch after setup") {
   const float* yp = yb.data();
   double checksum = 0;
   Idx visited = 0;
-  const long news_before = g_news.load();
+  const long news_before = uvp_test::allocations.load();
   for (int epoch = 0; epoch < 3; ++epoch)
     for (Span<const Idx> rows; batches.next(rows);) {
       const auto xv = uvp::gather_rows(X, rows, xb);
@@ -199,11 +179,11 @@ TEST_CASE("a training loop allocates nothing per batch after setup") {
       checksum += double(xv.sum()) + double(yv.sum());
       visited += rows.size();
     }
-  const long news_after = g_news.load();
+  const long news_after = uvp_test::allocations.load();
   CHECK(news_after == news_before);
   {
     std::vector<Idx> probe(3);  // the counter does see allocations
-    CHECK(g_news.load() == news_after + 1);
+    CHECK(uvp_test::allocations.load() == news_after + 1);
   }
   CHECK(xb.data() == xp);
   CHECK(yb.data() == yp);

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "support/test_support.hpp"
 #include "uvp/core/init.hpp"
 #include "uvp/core/parallel.hpp"
 #include "uvp/core/random.hpp"
@@ -42,22 +43,11 @@ using uvp::Span;
 
 namespace {
 
-// Under AddressSanitizer at -O0 the kernels run a few hundred times slower: there the largest
-// batch is 64 (the Release run covers 257 and the parallel thresholds).
-#if defined(__SANITIZE_ADDRESS__)
-#define UVP_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UVP_TEST_SANITIZED 1
-#endif
-#endif
-#if defined(UVP_TEST_SANITIZED)
-constexpr Index kItems = 64;
-const std::vector<Index> kBatchSizes = {1, 2, 3, 7, 64};
-#else
-constexpr Index kItems = 257;
-const std::vector<Index> kBatchSizes = {1, 2, 3, 7, 64, 257};
-#endif
+// Under a sanitizer the largest batch is 64 (the Release run covers 257 and the parallel
+// thresholds).
+constexpr Index kItems = uvp_test::sanitized ? 64 : 257;
+const std::vector<Index> kBatchSizes = uvp_test::sanitized ? std::vector<Index>{1, 2, 3, 7, 64}
+                                                           : std::vector<Index>{1, 2, 3, 7, 64, 257};
 constexpr Index kSteps = 9;  // the longest sequence
 
 // One item's output, flattened (its valid rows).

@@ -4,7 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <chrono>
+#include <cstdint>
 #include <cmath>
 #include <ctime>
 #include <tuple>
@@ -71,23 +71,6 @@ double rel(const uvp::Matrix<T>& a, const std::vector<double>& ref) {
 
 // sum(out .* R): a scalar whose gradient w.r.t. out is R.
 double weighted_sum(const uvp::Matrix<double>& out, const uvp::Matrix<double>& R) { return out.cwiseProduct(R).sum(); }
-
-// Timing checks hold only in an optimised build without sanitizers.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool optimised_build = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-constexpr bool optimised_build = false;
-#elif defined(NDEBUG)
-constexpr bool optimised_build = true;
-#else
-constexpr bool optimised_build = false;
-#endif
-#elif defined(NDEBUG)
-constexpr bool optimised_build = true;
-#else
-constexpr bool optimised_build = false;
-#endif
 
 }  // namespace
 
@@ -369,14 +352,15 @@ TEST_CASE("Embedding: parallel lookups, bags and scatters equal the serial ones"
   CHECK(std::get<3>(one) == std::get<3>(two));  // bit-identical: each row sums in position order
 }
 
-TEST_CASE("A 1,000,000 x 16 float table constructs and trains a step in well under a second, touching only used rows") {
-  // Process CPU time (all threads): the wall time on a shared machine also counts other programs.
+TEST_CASE("A 1,000,000 x 16 float table trains a step touching only the rows it used") {
+  // Under a sanitizer, 100,000 rows: the same paths, a tenth of the instrumented copying.
+  const idx rows = uvp_test::sanitized ? 100000 : 1000000;
+  // Process CPU time (all threads), reported: speed is measured in benchmarks, not asserted here.
   const std::clock_t c0 = std::clock();
-  const auto t0 = std::chrono::steady_clock::now();
   uvp::Rng rng(9);
-  Embedding<float> emb(1000000, 16, rng);
+  Embedding<float> emb(rows, 16, rng);
   std::vector<idx> ids(4096);
-  for (auto& i : ids) i = idx(rng.uniform_int(1000000));
+  for (auto& i : ids) i = idx(rng.uniform_int(static_cast<std::uint64_t>(rows)));
   ids[1] = ids[0];
   const uvp::Matrix<float> out = emb.forward(ids);
   auto model = uvp::nn::blocks<float>("emb", emb);
@@ -385,11 +369,8 @@ TEST_CASE("A 1,000,000 x 16 float table constructs and trains a step in well und
   model.zero_grad();
   emb.backward(ids, uvp::Matrix<float>::Ones(out.rows(), 16));
   uvp::nn::step(sgd, model);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const double cpu_seconds = double(std::clock() - c0) / CLOCKS_PER_SEC;
-  if (optimised_build) CHECK(cpu_seconds < 1.0);  // sanitizer and debug builds are 10-30x slower
-  MESSAGE("1e6 x 16 table: construct + forward + backward + SGD step (+ a table copy): " << cpu_seconds
-                                                                                        << " s CPU, " << seconds << " s wall");
+  MESSAGE(rows << " x 16 table: construct + forward + backward + SGD step (+ a table copy): "
+                << double(std::clock() - c0) / CLOCKS_PER_SEC << " s CPU");
 
   std::vector<idx> distinct = ids;
   std::sort(distinct.begin(), distinct.end());

@@ -19,6 +19,7 @@
 #endif
 
 #include "support/test_support.hpp"
+#include "unit/optim/alloc_counter.hpp"
 #include "uvp/core/random.hpp"
 #include "uvp/metrics/ranking.hpp"
 #include "uvp/models/linear_regression.hpp"
@@ -36,22 +37,7 @@
 #include "uvp/training/fit.hpp"
 #include "uvp/training/predict.hpp"
 
-// Allocation counter: the trainer must not allocate per step once warmed up. The replacement
-// operator new / delete pair malloc with free, which GCC cannot see through once inlined.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-namespace {
-std::atomic<long> g_allocations{0};
-}
-void* operator new(std::size_t n) {
-  ++g_allocations;
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-
+// Counts heap allocations: the trainer must not allocate per step once warmed up.
 namespace {
 
 using uvp::ConstMatrixRef;
@@ -859,7 +845,7 @@ TEST_CASE("the progress line is printed only when asked; no allocation per step 
   at_epoch_end.reserve(8);
   uvp::fit(model, uvp::RowData<double>(X, y), uvp::BceWithLogitsLoss<double>(), adam3, fo,
            [&](const uvp::EpochReport&) {
-             at_epoch_end.push_back(g_allocations.load());
+             at_epoch_end.push_back(uvp_test::allocations.load());
              return true;
            });
   REQUIRE(at_epoch_end.size() == 4);
