@@ -44,8 +44,9 @@
 // in chunk order: the results are the same, bit for bit, for any thread count. Every buffer lives
 // in the caller's context and only grows: after the first call of the largest shape, forward,
 // forward_last and backward allocate nothing. The forward products are detail::row_product's
-// (the weights packed once per call): a sequence's outputs are bit for bit the same alone or in
-// any batch (docs/concepts.md, "Same answer at any batch size").
+// (the weights packed into the context, again only when their bits have changed since its last
+// call): a sequence's outputs are bit for bit the same alone or in any batch (docs/concepts.md,
+// "Same answer at any batch size").
 #pragma once
 
 #include <algorithm>
@@ -324,11 +325,12 @@ class Gru : public Block<T> {
       std::copy_n(bh + 2 * H, H, o + 3 * H);
     }
     std::fill_n(uvp::detail::grow(ctx.zeros_, H), H, T(0));
-    // Packed once per call, read by every chunk's products.
+    // Packed once per call (or kept from the last call on the same weights), read by every
+    // chunk's products.
     if (static_cast<index>(ctx.packed_.size()) < 2 * L) ctx.packed_.resize(static_cast<std::size_t>(2 * L));
     for (index l = 0; l < L; ++l) {
-      ctx.packed_[std::size_t(2 * l)].pack_transposed(value(l, 0), layer_input(l), G3, layer_input(l));
-      ctx.packed_[std::size_t(2 * l + 1)].pack_transposed(value(l, 1), H, G3, H);
+      ctx.packed_[std::size_t(2 * l)].pack_transposed_cached(value(l, 0), G3, layer_input(l));
+      ctx.packed_[std::size_t(2 * l + 1)].pack_transposed_cached(value(l, 1), G3, H);
     }
     uvp::detail::grow(ctx.last_, L * B * H);
     uvp::detail::grow(ctx.hcur_, B * H);

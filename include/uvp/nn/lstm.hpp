@@ -63,9 +63,10 @@
 // split into one contiguous chunk of sequences per OpenMP thread, each running all its steps and
 // layers on its own (no barrier per step). Every buffer lives in the caller's context and only
 // grows: after the first call of the largest shape, forward, forward_last and backward allocate
-// nothing. The forward products are detail::row_product's (the weights packed once per call),
-// whose rows do not depend on each other: a sequence's outputs are bit for bit the same alone or
-// in any batch, chunk or thread count (docs/concepts.md, "Same answer at any batch size").
+// nothing. The forward products are detail::row_product's (the weights packed into the context,
+// again only when their bits have changed since its last call), whose rows do not depend on each
+// other: a sequence's outputs are bit for bit the same alone or in any batch, chunk or thread
+// count (docs/concepts.md, "Same answer at any batch size").
 #pragma once
 
 #include <algorithm>
@@ -915,11 +916,12 @@ class Lstm : public Block<T> {
     }
     uvp::detail::grow(ctx.zeros_, H);
     std::fill_n(ctx.zeros_.data(), H, T(0));
-    // Packed once per call, read by every chunk's products.
+    // Packed once per call (or kept from the last call on the same weights), read by every
+    // chunk's products.
     if (static_cast<index>(ctx.packed_.size()) < 2 * L) ctx.packed_.resize(static_cast<std::size_t>(2 * L));
     for (index l = 0; l < L; ++l) {
-      ctx.packed_[std::size_t(2 * l)].pack_transposed(value(ids(l).w_ih), layer_input(l), G4, layer_input(l));
-      ctx.packed_[std::size_t(2 * l + 1)].pack_transposed(value(ids(l).w_hh), H, G4, H);
+      ctx.packed_[std::size_t(2 * l)].pack_transposed_cached(value(ids(l).w_ih), G4, layer_input(l));
+      ctx.packed_[std::size_t(2 * l + 1)].pack_transposed_cached(value(ids(l).w_hh), G4, H);
     }
     T* hn = uvp::detail::grow(ctx.hn_, L * batch * H);
     T* cn = uvp::detail::grow(ctx.cn_, L * batch * H);
@@ -992,12 +994,15 @@ class Lstm : public Block<T> {
       tmax = std::max(tmax, len[b]);
       std::fill(h + (b * S + len[b]) * H, h + (b + 1) * S * H, T(0));  // padded outputs
     }
+    bool reversed = false;  // each step reads W_hh's panels in the other order (row_product)
     for (index t = 0; t < tmax; ++t) {
       T* Gt = gates + (b0 * S + t) * G4;  // step t of each sequence, row stride S * 4H
       if (t > 0)
-        uvp::detail::row_product(h + (b0 * S + t - 1) * H, S * H, nb, Whh, nullptr, true, Gt, S * G4);
+        reversed = uvp::detail::row_product(h + (b0 * S + t - 1) * H, S * H, nb, Whh, nullptr, true, Gt, S * G4,
+                                            reversed);
       else if (ctx.initial_)
-        uvp::detail::row_product(ctx.h0_.data() + (l * ctx.batch_ + b0) * H, H, nb, Whh, nullptr, true, Gt, S * G4);
+        reversed = uvp::detail::row_product(ctx.h0_.data() + (l * ctx.batch_ + b0) * H, H, nb, Whh, nullptr, true,
+                                            Gt, S * G4, reversed);
       for (index b = b0; b < b1; ++b) {
         if (t >= len[b]) continue;
         const index r = b * S + t;
@@ -1034,10 +1039,11 @@ class Lstm : public Block<T> {
                                    xp, G4);
         else
           uvp::detail::row_product(hseq, H, ns * S, Wih, nullptr, false, xp, G4);
+        bool reversed = false;  // each step reads W_hh's panels in the other order (row_product)
         if (l == L - 1) {
           for (index t = 0; t < tmax; ++t) {
             if (t > 0 || ctx.initial_)  // step t of each sequence: row stride S * 4H
-              uvp::detail::row_product(hs + s0 * H, H, ns, Whh, nullptr, true, xp + t * G4, S * G4);
+              reversed = uvp::detail::row_product(hs + s0 * H, H, ns, Whh, nullptr, true, xp + t * G4, S * G4, reversed);
             for (index b = s0; b < s1; ++b)
               if (t < len[b])
                 uvp::detail::lstm_forward_row_inplace(xp + ((b - s0) * S + t) * G4, bias, cs + b * H, hs + b * H, H);
@@ -1049,9 +1055,10 @@ class Lstm : public Block<T> {
             std::fill(hseq + ((b - s0) * S + len[b]) * H, hseq + (b - s0 + 1) * S * H, T(0));
         for (index t = 0; t < tmax; ++t) {
           if (t > 0)
-            uvp::detail::row_product(hseq + (t - 1) * H, S * H, ns, Whh, nullptr, true, xp + t * G4, S * G4);
+            reversed =
+                uvp::detail::row_product(hseq + (t - 1) * H, S * H, ns, Whh, nullptr, true, xp + t * G4, S * G4, reversed);
           else if (ctx.initial_)
-            uvp::detail::row_product(hs + s0 * H, H, ns, Whh, nullptr, true, xp + t * G4, S * G4);
+            reversed = uvp::detail::row_product(hs + s0 * H, H, ns, Whh, nullptr, true, xp + t * G4, S * G4, reversed);
           for (index b = s0; b < s1; ++b)
             if (t < len[b])
               uvp::detail::lstm_forward_row_inplace(xp + ((b - s0) * S + t) * G4, bias, cs + b * H,

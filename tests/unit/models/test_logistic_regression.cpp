@@ -46,13 +46,10 @@ uvp::FitResult fit_to_optimum(uvp::LogisticRegression<double>& m, const LogregDa
 
 double l2_for_sklearn_C(double C, uvp::index n) { return 1.0 / (C * double(n)); }
 
-// The gradient of the model's objective at scikit-learn's solution (coef, intercept): one
-// full-batch epoch with an optimizer that records the gradient instead of stepping.
-std::vector<double> gradient_at(const LogregData& d, const uvp::LogisticRegressionOptions& o, const char* coef,
-                                const char* intercept, uvp::Span<const double> sw = {}) {
-  uvp::LogisticRegression<double> m(5, o);
-  for (uvp::index i = 0; i < 5; ++i) m.coef()[i] = d.f.at(coef)[std::size_t(i)];
-  m.set_intercept(d.f.at(intercept)[0]);
+// The gradient of m's objective at its current parameters: one full-batch epoch with an
+// optimizer that records the gradient instead of stepping.
+std::vector<double> recorded_gradient(uvp::LogisticRegression<double>& m, const LogregData& d,
+                                      uvp::Span<const double> sw = {}) {
   struct Record {
     std::vector<double> g;
     void step(uvp::Span<double>, uvp::Span<const double> grads) { g.assign(grads.begin(), grads.end()); }
@@ -63,6 +60,15 @@ std::vector<double> gradient_at(const LogregData& d, const uvp::LogisticRegressi
   fo.shuffle = false;
   m.fit(d.X, d.y, rec, fo, sw);
   return rec.g;
+}
+
+// The same at scikit-learn's solution (coef, intercept).
+std::vector<double> gradient_at(const LogregData& d, const uvp::LogisticRegressionOptions& o, const char* coef,
+                                const char* intercept, uvp::Span<const double> sw = {}) {
+  uvp::LogisticRegression<double> m(5, o);
+  for (uvp::index i = 0; i < 5; ++i) m.coef()[i] = d.f.at(coef)[std::size_t(i)];
+  m.set_intercept(d.f.at(intercept)[0]);
+  return recorded_gradient(m, d, sw);
 }
 
 double max_abs(const std::vector<double>& v) {
@@ -119,16 +125,7 @@ TEST_CASE("LogisticRegression's gradient matches finite differences of its objec
   uvp::LogisticRegression<double> m(5, o);
   for (uvp::index i = 0; i < 5; ++i) m.coef()[i] = 0.1 * double(i) - 0.2;
   m.set_intercept(0.05);
-  // One full-batch step with a "recording" optimizer captures the gradient without updating.
-  struct Record {
-    std::vector<double> g;
-    void step(uvp::Span<double>, uvp::Span<const double> grads) { g.assign(grads.begin(), grads.end()); }
-  } rec;
-  uvp::FitOptions fo;
-  fo.epochs = 1;
-  fo.batch_size = d.X.rows();
-  fo.shuffle = false;
-  m.fit(d.X, d.y, rec, fo, uvp::Span<const double>(d.sw.data(), d.sw.size()));
+  const std::vector<double> g = recorded_gradient(m, d, uvp::Span<const double>(d.sw.data(), d.sw.size()));
 
   auto objective = [&] {
     const auto z = m.decision_function(d.X);
@@ -138,7 +135,7 @@ TEST_CASE("LogisticRegression's gradient matches finite differences of its objec
     return s / double(z.size()) + 0.5 * o.l2 * m.coef().squaredNorm();
   };
   auto r = uvp::testing::check_gradient(objective, m.parameters().values(),
-                                        uvp::Span<const double>(rec.g.data(), uvp::index(rec.g.size())));
+                                        uvp::Span<const double>(g.data(), uvp::index(g.size())));
   CHECK(r.relative_error < 1e-8);
 }
 

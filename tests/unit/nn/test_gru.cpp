@@ -346,6 +346,29 @@ TEST_CASE("Gru allocates nothing per call once its context has grown; an empty b
   for (float g : gru.parameters().grads()) CHECK(g == 0);
 }
 
+TEST_CASE("Gru: a context reused after the weights change gives the new weights' result") {
+  // The context keeps W_ih and W_hh packed between calls while their bits are unchanged.
+  const Index I = 5, H = 6, B = 3, S = 7;
+  uvp::Rng rng(16);
+  uvp::nn::Gru<float> gru(I, H, rng);
+  Matrix<float> X(B * S, I), h(B, H), fresh(B, H), before(B, H);
+  for (Index i = 0; i < X.size(); ++i) X.data()[i] = float(rng.normal());
+  const SequenceBatch<float> x(uvp::ConstMatrixView<float>(X.data(), B * S, I), B, S);
+  uvp::nn::GruContext<float> ctx;
+  gru.forward_last(x, before, ctx);
+  for (const char* name : {"weight_ih_l0", "weight_hh_l0"}) {
+    CAPTURE(name);
+    uvp::Span<float> w = gru.values(gru.tensor(name));
+    w[w.size() - 1] += 0.5f;
+    gru.forward_last(x, h, ctx);
+    uvp::nn::GruContext<float> new_ctx;
+    gru.forward_last(x, fresh, new_ctx);
+    CHECK(h == fresh);
+    CHECK(h != before);
+    before = h;
+  }
+}
+
 TEST_CASE("Gru rejects bad input with messages that name it") {
   uvp::Rng rng(16);
   const Index I = 3, H = 4, B = 2, S = 3;

@@ -406,6 +406,29 @@ TEST_CASE("Lstm allocates nothing per call once its context has grown") {
   CHECK(uvp_test::allocations.load() == before);
 }
 
+TEST_CASE("Lstm: a context reused after the weights change gives the new weights' result") {
+  // The context keeps W_ih and W_hh packed between calls while their bits are unchanged.
+  const Index I = 5, H = 6, B = 3, S = 7;
+  uvp::Rng rng(16);
+  uvp::nn::Lstm<float> lstm(I, H, rng, 2);
+  Matrix<float> X(B * S, I), h(B, H), fresh(B, H), before(B, H);
+  for (Index i = 0; i < X.size(); ++i) X.data()[i] = float(rng.normal());
+  uvp::nn::LstmContext<float> ctx;
+  lstm.forward_last(X, B, S, {}, before, ctx);
+  // One value at a time of layer 0's W_ih, W_hh and layer 1's W_hh.
+  for (const char* name : {"weight_ih_l0", "weight_hh_l0", "weight_hh_l1"}) {
+    CAPTURE(name);
+    Span<float> w = lstm.values(lstm.tensor(name));
+    w[w.size() - 1] += 0.5f;
+    lstm.forward_last(X, B, S, {}, h, ctx);
+    uvp::nn::LstmContext<float> new_ctx;
+    lstm.forward_last(X, B, S, {}, fresh, new_ctx);
+    CHECK(h == fresh);
+    CHECK(h != before);
+    before = h;
+  }
+}
+
 TEST_CASE("Lstm and LstmCell reject bad input with messages that name it") {
   uvp::Rng rng(16);
   const Index I = 3, H = 4, B = 2, S = 3;
