@@ -68,7 +68,7 @@ if [ $cpu -eq 1 ]; then
   w6_cpu="$(cpu_median bench_w6_gemm 'W6_gemm_uvp/threads:2' GFLOPS)"
 fi
 
-field() { grep -m1 "^$1 " "$build/gpu-bench.log" | grep -o "$2" | head -1 | grep -o '[0-9.]*' | head -1; }
+field() { { grep -m1 "^$1 " "$build/gpu-bench.log" | grep -o "$2" | head -1 | grep -o '[0-9.]*' | head -1; } || true; }
 w2_gpu="$(field W2 '[0-9.]* ms/step')"
 w3_gpu="$(field W3 '[0-9.]* ms/step')"
 w4_gpu="$(field W4b '[0-9.]* sequences/s')"
@@ -81,7 +81,7 @@ echo "== summary ($(( SECONDS - start )) s) =="
 echo "gpu: $gpu (sm_$arch)"
 grep -Eo '[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$build/ctest-cuda.log" | sed 's/^/cuda_tests: /' || true
 skipped="$(grep -c '(Skipped)' "$build/ctest-cuda.log" || true)"
-[ "$skipped" != 0 ] && echo "cuda_tests_skipped: $skipped (exit 77: no CUDA device)"
+if [ "$skipped" != 0 ]; then echo "cuda_tests_skipped: $skipped (exit 77: no CUDA device)"; fi
 if [ -n "$w2_gpu" ]; then
   sp="$(ratio "${w2_cpu:-0}" "$w2_gpu")"
   met="$(awk -v s="$sp" 'BEGIN { print (s + 0 >= 5) ? "yes" : "no" }')"
@@ -91,6 +91,8 @@ if [ -n "$w2_gpu" ]; then
   echo "W6 gpu_sgemm_gflops=$w6_s gpu_dgemm_gflops=$w6_d cpu2_gflops=${w6_cpu:-n/a}"
 else
   echo "GPU workloads: skipped (no CUDA device)"
-  [ $cpu -eq 1 ] && echo "cpu2: W2 ${w2_cpu:-n/a} ms, W3 ${w3_cpu:-n/a} ms, W4b ${w4_cpu:-n/a} seq/s, W6 ${w6_cpu:-n/a} GFLOP/s"
+  if [ $cpu -eq 1 ]; then
+    echo "cpu2: W2 ${w2_cpu:-n/a} ms, W3 ${w3_cpu:-n/a} ms, W4b ${w4_cpu:-n/a} seq/s, W6 ${w6_cpu:-n/a} GFLOP/s"
+  fi
 fi
 exit $status
