@@ -13,9 +13,9 @@
 #   W4b gpu_seq_per_s=… cpu2_seq_per_s=… speedup=…
 #   W6 gpu_sgemm_gflops=… gpu_dgemm_gflops=… cpu2_gflops=…
 #
-# Sized for one device session: about 5 minutes on a 16-core host (the build is most of it).
-# Without a GPU it still builds and runs the tests (they report "skipped: no CUDA device") and says
-# so; exit status: 0 when every test passed, 1 otherwise.
+# Sized for one device session: the build is most of it (6 min cold on a 2-core machine without a
+# GPU; not yet timed on a GPU host). Without a GPU it still builds and runs the tests (they exit
+# 77: skipped, no CUDA device) and says so; exit status: 0 when every test passed, 1 otherwise.
 # Usage: scripts/gpu-check.sh [--no-cpu]   (--no-cpu: skip the CPU benchmarks)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -105,8 +105,9 @@ class PackedRhs {
 
   /// As pack_transposed(W, k, n, k) for a contiguous W, skipped when W holds the same bits as
   /// at the last call (kept in a copy): a forward on unchanged weights then reads them once
-  /// (a comparison) instead of transposing them. A 256 x 64 float W_hh: the transpose cost about
-  /// 5 us of W4a's 60, the comparison under 2. Grows only, like the packing.
+  /// (a comparison) instead of transposing them. In W4a (an Lstm(32, 64), float) packing W_ih
+  /// and W_hh was 13 % of a 61 us call under perf, the comparison 3 % of a 49 us one. Grows
+  /// only, like the packing.
   void pack_transposed_cached(const T* W, index n, index k) {
     const std::size_t count = static_cast<std::size_t>(n) * static_cast<std::size_t>(k);
     if (n == n_ && k == k_ && source_valid_ && std::memcmp(source_.data(), W, count * sizeof(T)) == 0) return;
